@@ -1,0 +1,96 @@
+"""Making tensors: ``tensor``, ``zeros``, ``ones``, ``full``, ``arange``, ``randn``...
+
+Random functions take ``rng``: an int seed or a ``np.random.Generator``; without one they
+draw from tinymeta's global generator, reseeded by ``tm.manual_seed``.
+"""
+import numpy as np
+
+from .engine import Tensor, _mode
+from .errors import ArgumentError
+
+_global_rng = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Reseed the generator used when no ``rng`` is given."""
+    global _global_rng
+    _global_rng = np.random.default_rng(seed)
+
+
+def as_rng(rng=None):
+    """An int seed, a Generator or None (the global generator) -> a Generator."""
+    if rng is None:
+        return _global_rng
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise ArgumentError(f"rng must be an int seed or a np.random.Generator, got {type(rng).__name__}")
+
+
+def _shape(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for s in shape:
+        if not isinstance(s, (int, np.integer)) or s < 0:
+            raise ArgumentError(f"shape entries must be non-negative ints, got {shape}")
+    return tuple(int(s) for s in shape)
+
+
+def _dt(dtype):
+    return _mode.default_dtype if dtype is None else np.dtype(dtype)
+
+
+def tensor(data, dtype=None, requires_grad=False, name=None):
+    """A new tensor; Python floats get the default dtype (float32 unless set)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
+
+
+def zeros(*shape, dtype=None, requires_grad=False):
+    return Tensor(np.zeros(_shape(shape), _dt(dtype)), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad=False):
+    return Tensor(np.ones(_shape(shape), _dt(dtype)), requires_grad=requires_grad)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False):
+    shape = _shape((shape,) if isinstance(shape, (int, np.integer)) else (tuple(shape),))
+    return Tensor(np.full(shape, fill_value, _dt(dtype)), requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    d = np.asarray(t.data if isinstance(t, Tensor) else t)
+    return Tensor(np.zeros(d.shape, dtype or d.dtype), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    d = np.asarray(t.data if isinstance(t, Tensor) else t)
+    return Tensor(np.ones(d.shape, dtype or d.dtype), requires_grad=requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
+    data = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is not None or data.dtype.kind == "f":
+        data = data.astype(_dt(dtype))
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def linspace(start, stop, num=50, dtype=None, requires_grad=False):
+    return Tensor(np.linspace(start, stop, num).astype(_dt(dtype)), requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False):
+    return Tensor(np.eye(n, m, dtype=_dt(dtype)), requires_grad=requires_grad)
+
+
+def randn(*shape, rng=None, dtype=None, requires_grad=False):
+    """Standard normal samples."""
+    data = as_rng(rng).standard_normal(_shape(shape)).astype(_dt(dtype))
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def rand(*shape, rng=None, dtype=None, requires_grad=False):
+    """Uniform samples in [0, 1)."""
+    data = as_rng(rng).random(_shape(shape)).astype(_dt(dtype))
+    return Tensor(data, requires_grad=requires_grad)

@@ -1,0 +1,273 @@
+"""Fused numba kernels for tinymeta's hot paths, each with a NumPy twin.
+
+Every public function runs the compiled kernel when the JIT is enabled, numba
+works and the inputs suit it (one float32/float64 dtype, C-contiguous, a size
+where the kernel measured faster); otherwise it runs the NumPy twin from
+``_numpy.py``, which is also the reference the tests hold the kernels to.
+
+Importing this module does not import numba: that costs ~0.35 s and loading the
+cached kernels another ~0.8 s (3.2 s with an empty cache), which scripts that
+never train should not pay. numba is imported on the first kernel call, and
+each kernel compiles (or loads from cache) on its own first call.
+
+``TINYMETA_JIT=0`` in the environment turns the JIT off; ``set_enabled`` toggles
+it at runtime. If numba is missing or a kernel fails to compile, the NumPy twin
+takes over and one RuntimeWarning per process says why.
+"""
+import importlib.util
+import os
+import tempfile
+import warnings
+
+import numpy as np
+
+from tinymeta.errors import TinymetaError
+
+from . import _numpy as _twin
+
+NAMES = ("relu", "relu_backward", "tanh_backward", "sigmoid_backward", "bias_act",
+         "softmax_xent", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update")
+
+# Largest element count at which each elementwise kernel still beats NumPy; above
+# it the twin runs (NumPy's SIMD loops catch up on big arrays). Set from
+# benchmarks/bench_kernels.py on the 2-core target; see the numbers beside each.
+ELEMENTWISE_MAX = {
+    "relu": None,
+    "relu_backward": None,
+    "tanh_backward": None,
+    "sigmoid_backward": None,
+    "bias_act": None,
+}
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_INTS = (np.dtype(np.int64), np.dtype(np.int32))
+
+_want = os.environ.get("TINYMETA_JIT", "").strip().lower() not in ("0", "false", "no", "off")
+_nb = None            # the _numba module once loaded
+_jit = None           # name -> compiled wrapper; None = numba not tried yet, {} = unavailable
+_numba_version = None
+_reason = None        # why something fell back to NumPy, for info()
+_warned = False
+_compiled = set()     # kernels that have run compiled in this process
+
+
+class _Info(dict):
+    def __str__(self):
+        return "\n".join(f"{k:>16}: {v}" for k, v in self.items())
+
+
+def set_enabled(flag):
+    """Turn the compiled kernels on or off for this process."""
+    global _want
+    _want = bool(flag)
+
+
+def enabled():
+    """Whether calls will run compiled: wanted and numba usable.
+
+    Before the first kernel call numba is only looked for, not imported, so
+    asking stays cheap; a numba that is found but then fails to import turns
+    this False from that call on.
+    """
+    if not _want:
+        return False
+    if _jit is None:
+        try:
+            return importlib.util.find_spec("numba") is not None
+        except (ImportError, ValueError):
+            return False
+    return bool(_jit)
+
+
+def info():
+    """State of the JIT as a dict (its str() is a readable table)."""
+    return _Info(
+        numba_available=None if _jit is None else _nb is not None,
+        numba_version=_numba_version,
+        enabled=enabled(),
+        compiled=sorted(_compiled),
+        cache_dir=_cache_dir()[0],
+        fallback_reason=_reason,
+    )
+
+
+def _writable(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK)
+
+
+def _cache_dir():
+    """(folder numba caches kernels in, whether we must point NUMBA_CACHE_DIR at it).
+
+    numba's default is __pycache__ beside _numba.py; in a read-only install it
+    finds no writable locator and fails with "no locator available", so we
+    pick a per-user folder instead (or a temp one when HOME is read-only too).
+    """
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    if env:
+        return env, False
+    default = os.path.join(_HERE, "__pycache__")
+    if os.access(default if os.path.isdir(default) else _HERE, os.W_OK):
+        return default, False
+    for cand in (os.path.join(os.path.expanduser("~"), ".cache", "tinymeta", "numba"),
+                 os.path.join(tempfile.gettempdir(), "tinymeta-numba")):
+        if _writable(cand):
+            return cand, True
+    return tempfile.mkdtemp(prefix="tinymeta-numba-"), True
+
+
+def _fall_back(reason, name=None):
+    global _reason, _warned
+    _reason = reason
+    if name is not None:
+        _jit.pop(name, None)
+    if not _warned:  # once per process, whatever the warnings filters say
+        _warned = True
+        warnings.warn(f"tinymeta.kernels: numba unavailable, using NumPy instead: {reason}",
+                      RuntimeWarning, stacklevel=4)
+
+
+def _load():
+    global _nb, _jit, _numba_version
+    _jit = {}
+    try:
+        path, must_set = _cache_dir()
+        if must_set:
+            os.environ["NUMBA_CACHE_DIR"] = path
+        import numba
+        if must_set:  # numba reads the env var at its import; it may have come first
+            numba.config.CACHE_DIR = path
+        from . import _numba
+    except Exception as e:  # ImportError, but a broken llvmlite can raise anything
+        _fall_back(f"import failed ({type(e).__name__}: {e})")
+        return
+    _nb, _numba_version = _numba, numba.__version__
+    _jit = {name: getattr(_numba, name) for name in NAMES}
+
+
+def _dispatch(name, suits, *args):
+    """Run kernel ``name`` compiled if wanted, possible and ``suits``; else its twin."""
+    if suits and _want:
+        if _jit is None:
+            _load()
+        fn = _jit.get(name)
+        if fn is not None:
+            try:
+                res = fn(*args)
+            except TinymetaError:
+                raise  # bad input (e.g. a label out of range), not a broken kernel
+            except Exception as e:
+                # Inputs were checked to suit the kernel, so this is a compile
+                # (typing/lowering/cache) failure: retire the kernel, use NumPy.
+                _fall_back(f"kernel {name!r} failed ({type(e).__name__}: {e})", name)
+            else:
+                _compiled.add(name)
+                return res
+    return getattr(_twin, name)(*args)
+
+
+def _impl(name, use_numba):
+    """The raw NumPy twin or numba wrapper of one kernel, bypassing dispatch (tests, benchmarks)."""
+    if not use_numba:
+        return getattr(_twin, name)
+    if _jit is None:
+        _load()
+    if _nb is None:
+        raise RuntimeError(f"numba unavailable: {_reason}")
+    return getattr(_nb, name)
+
+
+_FLOATS = frozenset((_F32, _F64))
+
+
+def _same(a, *rest):
+    """All plain ndarrays of one float32/float64 dtype and one shape, all C-contiguous."""
+    # Written for speed: on 1000-element tensors this check is a visible share of a call.
+    if type(a) is not np.ndarray or a.dtype not in _FLOATS or not a.flags.c_contiguous:
+        return False
+    dt, shape = a.dtype, a.shape
+    for r in rest:
+        if type(r) is not np.ndarray or r.dtype != dt or r.shape != shape \
+                or not r.flags.c_contiguous:
+            return False
+    return True
+
+
+def _small(name, n):
+    cap = ELEMENTWISE_MAX[name]
+    return cap is None or n <= cap
+
+
+# ---- public API ----
+
+def relu(x):
+    """max(x, 0) as a new array of x's dtype (NaN stays NaN)."""
+    return _dispatch("relu", _same(x) and _small("relu", x.size), x)
+
+
+def relu_backward(g, out):
+    """g * (out > 0), where out is relu's output."""
+    return _dispatch("relu_backward", _same(g, out) and _small("relu_backward", g.size), g, out)
+
+
+def tanh_backward(g, out):
+    """g * (1 - out*out), where out is tanh's output."""
+    return _dispatch("tanh_backward", _same(g, out) and _small("tanh_backward", g.size), g, out)
+
+
+def sigmoid_backward(g, out):
+    """g * out * (1 - out), where out is sigmoid's output."""
+    return _dispatch("sigmoid_backward", _same(g, out) and _small("sigmoid_backward", g.size),
+                     g, out)
+
+
+def bias_act(y, b, act):
+    """In place on y (..., n): y += b along the last axis (b (n,) or None), then act
+    ("none" or "relu"). Returns y."""
+    suits = (_same(y) and y.ndim >= 1 and _small("bias_act", y.size)
+             and (b is None or (isinstance(b, np.ndarray) and b.dtype == y.dtype
+                                and b.shape == y.shape[-1:])))
+    return _dispatch("bias_act", suits, y, b, act)
+
+
+def softmax_xent(logits, labels):
+    """Per-row cross-entropy of softmax(logits) against integer labels.
+
+    Returns (losses (N,), dlogits (N, C)) with dlogits = softmax - onehot, not
+    divided by N. Stable for large logits (max-shifted).
+    """
+    suits = (_same(logits) and logits.ndim == 2 and isinstance(labels, np.ndarray)
+             and labels.dtype in _INTS and labels.shape == logits.shape[:1])
+    return _dispatch("softmax_xent", suits, logits, labels)
+
+
+def sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
+    """In-place SGD step on p (and buf, which may be None when momentum == 0), PyTorch rules."""
+    suits = _same(p, g) if momentum == 0 else (buf is not None and _same(p, g, buf))
+    return _dispatch("sgd_update", suits, p, g, buf, lr, momentum, dampening, nesterov,
+                     weight_decay, first_step)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """In-place Adam (decoupled=False) or AdamW step; step counts from 1."""
+    return _dispatch("adam_update", _same(p, g, m, v), p, g, m, v, lr, beta1, beta2, eps,
+                     weight_decay, decoupled, step)
+
+
+def rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay, momentum, buf):
+    """In-place RMSprop step on p, sq (and buf when momentum > 0)."""
+    suits = _same(p, g, sq) if not momentum > 0 else (buf is not None and _same(p, g, sq, buf))
+    return _dispatch("rmsprop_update", suits, p, g, sq, lr, alpha, eps, weight_decay,
+                     momentum, buf)
+
+
+def adagrad_update(p, g, s, lr, eps, weight_decay):
+    """In-place Adagrad step on p and s."""
+    return _dispatch("adagrad_update", _same(p, g, s), p, g, s, lr, eps, weight_decay)
+
+
+__all__ = list(NAMES) + ["NAMES", "set_enabled", "enabled", "info"]

@@ -1,0 +1,78 @@
+"""Differentiable linear algebra: ``solve``, ``inv``, ``pinv`` (batched over leading axes).
+
+Each rule is written with ``matmul``, ``transpose`` and the op itself, so second and
+higher derivatives flow through a solve (what closed-form meta-learners like R2-D2 need).
+"""
+import numpy as np
+
+from .errors import ShapeError
+from .ops import _swap, defop, matmul, squeeze, unsqueeze
+
+
+def _square(name, a):
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ShapeError(f"{name}: needs square matrices (..., n, n), got shape {a.shape}")
+
+
+def _solve_fwd(a, b):
+    _square("solve", a)
+    vector = b.ndim == 1
+    if (b.shape[0] if vector else b.shape[-2]) != a.shape[-1]:
+        raise ShapeError(f"solve: A has shape {a.shape} and B has shape {b.shape}; B's "
+                         f"{'length' if vector else 'second-to-last dimension'} must be {a.shape[-1]}")
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError as exc:
+        raise ShapeError(f"solve: A (shape {a.shape}) is singular, so A X = B has no unique "
+                         "solution; add a ridge term (A + lambda I) or use tm.linalg.pinv") from exc
+
+
+def _solve_vjp_b(g, x, a, b):
+    return solve(_swap(a), g)
+
+
+def _solve_vjp_a(g, x, a, b):
+    gb = solve(_swap(a), g)
+    if x.ndim == 1:
+        return -unsqueeze(gb, -1) * unsqueeze(x, -2)
+    return -(gb @ _swap(x))
+
+
+solve = defop("solve", _solve_fwd, _solve_vjp_a, _solve_vjp_b)
+solve.__doc__ = "X with A X = B. A: (..., n, n); B: (..., n, k) or (n,)."
+
+
+def _inv_fwd(a):
+    _square("inv", a)
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError as exc:
+        raise ShapeError(f"inv: the matrix (shape {a.shape}) is singular; use tm.linalg.pinv, or "
+                         "add a ridge term (A + lambda I)") from exc
+
+
+inv = defop("inv", _inv_fwd, lambda g, o, a: -(_swap(o) @ g @ _swap(o)))
+inv.__doc__ = "The inverse of square matrices (..., n, n)."
+
+
+def _pinv_vjp(g, p, a):
+    # Golub & Pereyra (1973), for a matrix of locally constant rank; P = A+:
+    # dL/dA = -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)
+    pt, gt = _swap(p), _swap(g)
+    eye_m = np.eye(a.shape[-2], dtype=a.dtype)
+    eye_n = np.eye(a.shape[-1], dtype=a.dtype)
+    return (-(pt @ g @ pt)
+            + (eye_m - a @ p) @ gt @ (p @ pt)
+            + (pt @ p) @ gt @ (eye_n - p @ a))
+
+
+def _pinv_fwd(a):
+    if a.ndim < 2:
+        raise ShapeError(f"pinv: needs matrices (..., m, n), got shape {a.shape}")
+    return np.linalg.pinv(a)
+
+
+pinv = defop("pinv", _pinv_fwd, _pinv_vjp)
+pinv.__doc__ = "Moore-Penrose pseudo-inverse of (..., m, n) matrices, through the SVD."
+
+__all__ = ["solve", "inv", "pinv", "matmul", "squeeze"]

@@ -1,0 +1,725 @@
+"""The op table: every differentiable op, its forward beside its derivative.
+
+A primitive is ``defop(name, forward, *vjps)``:
+
+* ``forward(*arrays, **kwargs)`` computes the result on plain NumPy arrays;
+* ``vjps[i](g, out, *inputs, **kwargs)`` returns the gradient for input ``i`` given the
+  gradient ``g`` of the output. ``g``, ``out`` and the tensor inputs are Tensors, and every
+  rule is written with the ops of this file, so the rules are themselves differentiable:
+  that is all higher-order gradients need.
+
+Rules may return gradients in the broadcast shape; the engine sums them back to each
+input's shape in one place (``sum_to``). Derived ops (``mean``, ``stack``, ``squeeze``...)
+are plain compositions of primitives and need no rule at all.
+"""
+import builtins
+
+import numpy as np
+
+from . import kernels
+from .engine import Node, Tensor, _mode, _wrap
+from .errors import DTypeError, IndexError_, ShapeError, TinymetaError
+
+# ----------------------------------------------------------------------------- machinery
+
+
+class Op:
+    """A primitive: a forward on arrays and one vector-Jacobian product per input."""
+
+    __slots__ = ("name", "forward", "vjps", "view")
+
+    def __init__(self, name, forward, vjps, view=False):
+        self.name, self.forward, self.vjps, self.view = name, forward, vjps, view
+
+    def backward(self, g, out, inputs, need, kwargs):
+        vjps = self.vjps
+        if len(inputs) == 1:
+            return (vjps[0](g, out, inputs[0], **kwargs),)
+        if len(inputs) == 2 and not kwargs:
+            a, b = inputs
+            return (vjps[0](g, out, a, b) if need[0] else None,
+                    vjps[1](g, out, a, b) if need[1] else None)
+        return [vjp(g, out, *inputs, **kwargs) if n else None for vjp, n in zip(vjps, need)]
+
+    def __repr__(self):
+        return f"<op {self.name}>"
+
+
+_NOKW = {}
+_NEED1 = (True,)
+
+
+def _shapes(args):
+    return ", ".join(str(np.shape(a.data if type(a) is Tensor else a)) for a in args)
+
+
+def _op_error(op, args, exc):
+    """Turn a NumPy exception inside ``op`` into a tinymeta error naming op and shapes."""
+    if isinstance(exc, TinymetaError):
+        return exc
+    shapes, msg = _shapes(args), str(exc)
+    if isinstance(exc, np.exceptions.AxisError):
+        return ShapeError(f"{op.name}: {msg} (input shape {shapes}); axes count from 0, or from -1 "
+                          "at the end")
+    if isinstance(exc, ValueError) and "broadcast" in msg:
+        return ShapeError(f"{op.name}: shapes {shapes} cannot be broadcast together (NumPy rules: "
+                          "aligned from the right, each dimension equal or 1); reshape or unsqueeze "
+                          "one operand so they line up")
+    if isinstance(exc, ValueError):
+        return ShapeError(f"{op.name}: {msg} (input shapes {shapes})")
+    if isinstance(exc, IndexError):
+        return IndexError_(f"{op.name}: {msg} (tensor shape {shapes})")
+    if isinstance(exc, TypeError):
+        dtypes = ", ".join(str(getattr(a, "dtype", type(a).__name__)) for a in args)
+        return DTypeError(f"{op.name}: {msg} (input dtypes {dtypes})")
+    return TinymetaError(f"{op.name}: {type(exc).__name__}: {msg} (input shapes {shapes})")
+
+
+def _finish(op, out, args, kwargs, track, first):
+    vc = None
+    if op.view and type(first) is Tensor and np.may_share_memory(out, first.data):
+        vc = first._vc  # a view: in-place changes to either are changes to both
+    if track and _mode.grad_enabled:
+        need = tuple(type(a) is Tensor and a.requires_grad for a in args)
+        return _wrap(out, Node(op, args, kwargs, need), vc)
+    return _wrap(out, None, vc)
+
+
+def apply(op, *args, **kwargs):
+    """Run primitive ``op`` on tensors or constants, recording a node when needed."""
+    datas, track = [], False
+    for a in args:
+        if type(a) is Tensor:
+            datas.append(a.data)
+            track = track or a.requires_grad
+        else:
+            datas.append(a)
+    try:
+        out = op.forward(*datas, **kwargs)
+    except Exception as exc:
+        raise _op_error(op, args, exc) from exc
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    return _finish(op, out, args, kwargs, track, args[0] if args else None)
+
+
+def _binary(op):
+    """Fast path for two-argument ops (most of a graph): no lists, no loops."""
+    fwd = op.forward
+
+    def run(a, b):
+        ta, tb = type(a) is Tensor, type(b) is Tensor
+        try:
+            out = fwd(a.data if ta else a, b.data if tb else b)
+        except Exception as exc:
+            raise _op_error(op, (a, b), exc) from exc
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        na, nb = ta and a.requires_grad, tb and b.requires_grad
+        if (na or nb) and _mode.grad_enabled:
+            return _wrap(out, Node(op, (a, b), _NOKW, (na, nb)))
+        return _wrap(out)
+    run.op = op
+    return run
+
+
+def _unary(op):
+    fwd = op.forward
+
+    def run(a, **kwargs):
+        if type(a) is not Tensor:
+            a = _wrap(_as_array(a))
+        try:
+            out = fwd(a.data, **kwargs)
+        except Exception as exc:
+            raise _op_error(op, (a,), exc) from exc
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        if op.view:
+            return _finish(op, out, (a,), kwargs, a.requires_grad, a)
+        if _mode.grad_enabled and a.requires_grad:
+            return _wrap(out, Node(op, (a,), kwargs, _NEED1))
+        return _wrap(out)
+    run.op = op
+    return run
+
+
+def _as_array(x):
+    from .engine import _to_array
+    return _to_array(x)
+
+
+def defop(name, forward, *vjps, view=False, arity=None):
+    op = Op(name, forward, vjps, view)
+    n = len(vjps) if arity is None else arity
+    if n == 1:
+        return _unary(op)
+    if n == 2 and not view:
+        return _binary(op)
+    fn = lambda *args, **kwargs: apply(op, *args, **kwargs)  # noqa: E731
+    fn.op = op
+    return fn
+
+
+def _zeros_like(t):
+    return _wrap(np.zeros(np.shape(t.data if type(t) is Tensor else t), dtype=t.dtype))
+
+
+def _keepdims_shape(shape, axis):
+    """The shape a reduction over ``axis`` has with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
+    axes = {ax % len(shape) for ax in axes} if len(shape) else set()
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
+add = defop("add", np.add, lambda g, o, a, b: g, lambda g, o, a, b: g)
+sub = defop("sub", np.subtract, lambda g, o, a, b: g, lambda g, o, a, b: -g)
+mul = defop("mul", np.multiply, lambda g, o, a, b: g * b, lambda g, o, a, b: g * a)
+div = defop("div", np.true_divide, lambda g, o, a, b: g / b, lambda g, o, a, b: -g * o / b)
+neg = defop("neg", np.negative, lambda g, o, a: -g)
+
+
+def _pow_vjp_a(g, o, a, b):
+    if type(b) is not Tensor and np.ndim(b) == 0:
+        if b == 2:
+            return g * 2.0 * a
+        return g * b * a ** (b - 1)
+    return g * b * a ** (b - 1)
+
+
+def _pow_vjp_b(g, o, a, b):
+    # d(a^b)/db = a^b log a; where a == 0 the limit of that product is 0.
+    la = log(where(_data(a) > 0, a, 1.0)) if type(a) is Tensor else np.log(np.where(a > 0, a, 1.0))
+    return g * o * la
+
+
+pow = defop("pow", np.power, _pow_vjp_a, _pow_vjp_b)  # noqa: A001 (shadows builtin on purpose)
+
+
+def _data(x):
+    return x.data if type(x) is Tensor else x
+
+
+def _swap(x):
+    return _transpose(x, axes=_last2(x.ndim))
+
+
+def _last2(ndim):
+    axes = list(range(ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return tuple(axes)
+
+
+def _matmul_fwd(a, b):
+    try:
+        return np.matmul(a, b)
+    except ValueError as exc:
+        sa, sb = np.shape(a), np.shape(b)
+        if len(sa) and len(sb) and sa[-1] != sb[-2 if len(sb) > 1 else 0]:
+            hint = " (did you mean x @ W.T?)" if len(sb) > 1 and sa[-1] == sb[-1] else ""
+            raise ShapeError(f"matmul: shapes {sa} and {sb} do not fit: the last dimension of the "
+                             f"left ({sa[-1]}) must equal the {'first' if len(sb) == 1 else 'second-to-last'} "
+                             f"of the right ({sb[-2 if len(sb) > 1 else 0]}){hint}") from exc
+        raise
+    except TypeError as exc:
+        raise ShapeError(f"matmul: cannot multiply shapes {np.shape(a)} and {np.shape(b)}: "
+                         "matmul needs at least one dimension on each side; use * for scalars") from exc
+
+
+def _matmul_vjp_a(g, o, a, b):
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b
+    if b.ndim == 1:
+        return unsqueeze(g, -1) * b
+    if a.ndim == 1:
+        return squeeze(unsqueeze(g, -2) @ _swap(b), -2)
+    return g @ _swap(b)
+
+
+def _matmul_vjp_b(g, o, a, b):
+    if a.ndim == 1 and b.ndim == 1:
+        return g * a
+    if b.ndim == 1:
+        return squeeze(_swap(a) @ unsqueeze(g, -1), -1)
+    if a.ndim == 1:
+        return unsqueeze(a, -1) * unsqueeze(g, -2)
+    return _swap(a) @ g
+
+
+matmul = defop("matmul", _matmul_fwd, _matmul_vjp_a, _matmul_vjp_b)
+
+
+def _linear_fwd(x, w, b=None):
+    if w.ndim == 2 and x.ndim == 2 and x.flags.c_contiguous and w.dtype == x.dtype:
+        y = np.dot(x, w.T)
+        return y if b is None else kernels.bias_act(y, b, "none")
+    y = _matmul_fwd(x, np.swapaxes(w, -1, -2))
+    if b is not None:
+        y = y + (b if b.ndim == 1 else np.expand_dims(b, -2))
+    return y
+
+
+def _linear_vjp_b(g, o, x, w, b=None):
+    return g if w.ndim == 2 else sum(g, axis=-2)
+
+
+# linear(x, W, b) = x @ W^T + b, PyTorch's layout: W is (out, in). Leading batch/task
+# dimensions broadcast, so one call runs a whole meta-batch of per-task weights.
+linear = defop("linear", _linear_fwd,
+               lambda g, o, x, w, b=None: g @ w,
+               lambda g, o, x, w, b=None: _swap(g) @ x,
+               _linear_vjp_b, arity=3)
+
+# ----------------------------------------------------------------------------- elementwise math
+
+exp = defop("exp", np.exp, lambda g, o, a: g * o)
+log = defop("log", np.log, lambda g, o, a: g / a)
+sqrt = defop("sqrt", np.sqrt, lambda g, o, a: g * 0.5 / o)
+abs = defop("abs", np.abs, lambda g, o, a: g * np.sign(a.data))  # noqa: A001
+sin = defop("sin", np.sin, lambda g, o, a: g * cos(a))
+cos = defop("cos", np.cos, lambda g, o, a: -g * sin(a))
+
+# The activations' derivatives are written from their outputs, as primitives of their own
+# so a numba kernel can compute them; each has a (differentiable) rule in turn.
+tanh_backward = defop("tanh_backward", kernels.tanh_backward,
+                      lambda gg, o, g, y: tanh_backward(gg, y),
+                      lambda gg, o, g, y: -2.0 * gg * g * y)
+tanh = defop("tanh", np.tanh, lambda g, o, a: tanh_backward(g, o))
+
+
+def _sigmoid_fwd(x):
+    # exp of a non-positive number only: no overflow for logits of +-1e4.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+sigmoid_backward = defop("sigmoid_backward", kernels.sigmoid_backward,
+                         lambda gg, o, g, y: sigmoid_backward(gg, y),
+                         lambda gg, o, g, y: gg * g * (1.0 - 2.0 * y))
+sigmoid = defop("sigmoid", _sigmoid_fwd, lambda g, o, a: sigmoid_backward(g, o))
+
+# relu'' is zero almost everywhere: the rule for y is an explicit zero, not "unused".
+relu_backward = defop("relu_backward", kernels.relu_backward,
+                      lambda gg, o, g, y: relu_backward(gg, y),
+                      lambda gg, o, g, y: _zeros_like(y))
+relu = defop("relu", kernels.relu, lambda g, o, a: relu_backward(g, o))
+
+
+def _leaky_fwd(x, negative_slope=0.01):
+    return np.where(x > 0, x, x * negative_slope).astype(x.dtype, copy=False)
+
+
+_leaky_relu = defop("leaky_relu", _leaky_fwd,
+                   lambda g, o, a, negative_slope=0.01:
+                   g * np.where(a.data > 0, 1.0, negative_slope).astype(a.dtype))
+
+
+def _softplus_fwd(x):
+    return np.logaddexp(0.0, x).astype(x.dtype, copy=False)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return _leaky_relu(x, negative_slope=float(negative_slope))
+
+
+softplus = defop("softplus", _softplus_fwd, lambda g, o, a: g * sigmoid(a))
+
+
+def _clip_fwd(x, min=None, max=None):  # noqa: A002
+    return np.clip(x, min, max)
+
+
+_clip = defop("clip", _clip_fwd,
+             lambda g, o, a, min=None, max=None:  # noqa: A002
+             g * ((a.data >= (-np.inf if min is None else min))
+                  & (a.data <= (np.inf if max is None else max))).astype(a.dtype))
+
+def clip(x, min=None, max=None):  # noqa: A002
+    return _clip(x, min=min, max=max)
+
+
+# Ties send the whole gradient to the first argument (a choice; the derivative is undefined there).
+maximum = defop("maximum", np.maximum,
+                lambda g, o, a, b: g * (_data(a) >= _data(b)),
+                lambda g, o, a, b: g * (_data(a) < _data(b)))
+minimum = defop("minimum", np.minimum,
+                lambda g, o, a, b: g * (_data(a) <= _data(b)),
+                lambda g, o, a, b: g * (_data(a) > _data(b)))
+
+
+def _astype_fwd(x, dtype):
+    return x.astype(dtype)
+
+
+_astype = defop("astype", _astype_fwd, lambda g, o, a, dtype: _astype(g, dtype=a.dtype))
+
+
+def astype(x, dtype):
+    return _astype(x, dtype=np.dtype(dtype))
+
+
+def where(condition, x, y):
+    """``x`` where ``condition`` holds, else ``y``; the condition is not differentiated."""
+    return _where(np.asarray(_data(condition), dtype=bool), x, y)
+
+
+_where = defop("where", np.where,
+               lambda g, o, c, a, b: None,
+               lambda g, o, c, a, b: where(c, g, 0.0),
+               lambda g, o, c, a, b: where(c, 0.0, g))
+
+# ----------------------------------------------------------------------------- reductions
+
+
+def _sum_vjp(g, o, a, axis=None, keepdims=False):
+    if not keepdims and axis is not None:
+        g = reshape(g, _keepdims_shape(a.shape, axis))
+    return broadcast_to(g, a.shape)
+
+
+def _sum_fwd(x, axis=None, keepdims=False):
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+_sum = defop("sum", _sum_fwd, _sum_vjp)
+
+
+def _norm_axis(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    return _sum(x, axis=_norm_axis(axis), keepdims=keepdims)
+
+
+def _extreme_vjp(g, o, a, axis=None, keepdims=False):
+    shape = _keepdims_shape(a.shape, axis)
+    mask = a.data == np.reshape(o.data, shape)
+    share = mask / np.sum(mask, axis=axis, keepdims=True)  # ties split the gradient evenly
+    return reshape(g, shape) * share.astype(a.dtype)
+
+
+def _max_fwd(x, axis=None, keepdims=False):
+    if x.size == 0:
+        raise ShapeError("max: the tensor is empty, so it has no maximum")
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+def _min_fwd(x, axis=None, keepdims=False):
+    if x.size == 0:
+        raise ShapeError("min: the tensor is empty, so it has no minimum")
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+_max = defop("max", _max_fwd, _extreme_vjp)
+_min = defop("min", _min_fwd, _extreme_vjp)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    return _max(x, axis=_norm_axis(axis), keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    return _min(x, axis=_norm_axis(axis), keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Derived: the sum divided by the number of elements summed."""
+    x = x if type(x) is Tensor else _wrap(_as_array(x))
+    n = x.size if axis is None else int(np.prod([x.shape[a] for a in _axes(axis, x.ndim)]))
+    return sum(x, axis=axis, keepdims=keepdims) * (1.0 / n if n else np.nan)
+
+
+def var(x, axis=None, keepdims=False, ddof=0):
+    """Derived: mean squared deviation."""
+    axis = _norm_axis(axis)
+    d = x - mean(x, axis=axis, keepdims=True)
+    n = x.size if axis is None else int(np.prod([x.shape[a] for a in _axes(axis, x.ndim)]))
+    return sum(d * d, axis=axis, keepdims=keepdims) * (1.0 / (n - ddof))
+
+
+def _axes(axis, ndim):
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for ax in axes:
+        if not -ndim <= ax < ndim:
+            raise ShapeError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
+    return axes
+
+
+def _lse_fwd(x, axis=None, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all -inf row: lse is -inf, not NaN
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
+
+
+_logsumexp = defop("logsumexp", _lse_fwd,
+                  lambda g, o, a, axis=None, keepdims=False:
+                  reshape(g, _keepdims_shape(a.shape, axis))
+                  * exp(a - reshape(o, _keepdims_shape(a.shape, axis))))
+
+
+def _softmax_fwd(x, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_fwd(x, axis=-1):
+    return x - _lse_fwd(x, axis=axis, keepdims=True)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    return _logsumexp(x, axis=_norm_axis(axis), keepdims=keepdims)
+
+
+_softmax = defop("softmax", _softmax_fwd,
+                lambda g, o, a, axis=-1: o * (g - sum(g * o, axis=axis, keepdims=True)))
+_log_softmax = defop("log_softmax", _log_softmax_fwd,
+                     lambda g, o, a, axis=-1: g - exp(o) * sum(g, axis=axis, keepdims=True))
+
+
+def softmax(x, axis=-1):
+    return _softmax(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return _log_softmax(x, axis=axis)
+
+
+def _xent_fwd(logits, labels):
+    return kernels.softmax_xent(logits, labels)[0]
+
+
+def _xent_vjp(g, o, logits, labels):
+    onehot = np.zeros(logits.shape, dtype=logits.dtype)
+    np.put_along_axis(onehot, np.asarray(labels)[:, None], 1.0, axis=1)
+    return unsqueeze(g, -1) * (softmax(logits, axis=-1) - onehot)
+
+
+# Per-example softmax cross-entropy, -log softmax(logits)[label], fused (one pass, stable).
+softmax_cross_entropy = defop("softmax_cross_entropy", _xent_fwd, _xent_vjp, lambda *a: None, arity=2)
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def _reshape_fwd(x, shape):
+    return np.reshape(x, shape)
+
+
+_reshape = defop("reshape", _reshape_fwd, lambda g, o, a, shape: reshape(g, a.shape), view=True)
+
+
+def reshape(x, *shape):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return _reshape(x, shape=tuple(int(s) for s in shape))
+
+
+def _transpose_fwd(x, axes=None):
+    return np.transpose(x, axes)
+
+
+_transpose = defop("transpose", _transpose_fwd,
+                   lambda g, o, a, axes=None:
+                   _transpose(g, axes=None if axes is None else tuple(int(i) for i in np.argsort(axes))),
+                   view=True)
+
+
+def transpose(x, *dims, axes=None):
+    """``transpose(x)`` reverses the axes; ``transpose(x, d0, d1)`` swaps two axes, as in
+    PyTorch; ``transpose(x, axes=perm)`` permutes them, as in NumPy."""
+    if dims:
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            axes = tuple(dims[0])
+        elif len(dims) == 2:
+            nd = np.ndim(_data(x))
+            perm = list(range(nd))
+            d0, d1 = dims[0] % builtins.max(nd, 1), dims[1] % builtins.max(nd, 1)
+            perm[d0], perm[d1] = perm[d1], perm[d0]
+            axes = tuple(perm)
+        else:
+            raise ShapeError(f"transpose: give two axes to swap or one permutation, got {dims}")
+    return _transpose(x, axes=axes)
+
+
+def _broadcast_fwd(x, shape):
+    return np.broadcast_to(x, shape)
+
+
+def _sum_to_fwd(x, shape):
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+    out = np.sum(x, axis=axes, keepdims=True) if axes else x
+    return out.reshape(shape)
+
+
+_broadcast_to = defop("broadcast_to", _broadcast_fwd,
+                      lambda g, o, a, shape: sum_to(g, shape=a.shape), view=True)
+
+
+def broadcast_to(x, shape):
+    return _broadcast_to(x, shape=tuple(shape))
+# sum_to undoes broadcasting: the engine calls it wherever a gradient is wider than its input.
+sum_to = defop("sum_to", _sum_to_fwd, lambda g, o, a, shape: _broadcast_to(g, shape=a.shape))
+
+
+def expand(x, *shape):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return broadcast_to(x, tuple(shape))
+
+
+def squeeze(x, axis=None):
+    """Derived from reshape."""
+    if axis is None:
+        return reshape(x, tuple(s for s in x.shape if s != 1))
+    axes = {a % x.ndim for a in _axes(axis, x.ndim)}
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ShapeError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1")
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+
+def unsqueeze(x, axis):
+    """Derived from reshape."""
+    shape = list(x.shape)
+    ax = axis if axis >= 0 else len(shape) + 1 + axis
+    if not 0 <= ax <= len(shape):
+        raise ShapeError(f"unsqueeze: axis {axis} is out of range for a tensor of shape {x.shape}")
+    shape.insert(ax, 1)
+    return reshape(x, shape)
+
+
+def flatten(x, start_dim=0):
+    return reshape(x, x.shape[:start_dim] + (-1,))
+
+
+def _index_part(i):
+    if type(i) is Tensor:
+        return i.data
+    if type(i) is list:
+        return np.asarray(i)
+    return i
+
+
+def _index_key(idx):
+    """Index parts as NumPy sees them; lists become arrays so scatter knows to add."""
+    if type(idx) is tuple:
+        return tuple(_index_part(i) for i in idx)
+    return _index_part(idx)
+
+
+def _has_array_index(idx):
+    parts = idx if type(idx) is tuple else (idx,)
+    return any(isinstance(i, np.ndarray) and i.dtype != bool for i in parts)
+
+
+def _getitem_fwd(x, idx):
+    return x[idx]
+
+
+def _scatter_fwd(g, idx, shape):
+    out = np.zeros(shape, dtype=g.dtype)
+    if _has_array_index(idx):
+        np.add.at(out, idx, g)  # repeated indices must add up, not overwrite
+    else:
+        out[idx] = g
+    return out
+
+
+getitem = defop("getitem", _getitem_fwd,
+                lambda g, o, a, idx: scatter(g, idx=idx, shape=a.shape), view=True)
+scatter = defop("scatter", _scatter_fwd,
+                lambda gg, o, g, idx, shape: getitem(gg, idx=idx))
+
+
+def index(x, idx):
+    return getitem(x, idx=_index_key(idx))
+
+
+class _Concat(Op):
+    """Variadic: one gradient slice per input along ``axis``."""
+
+    def backward(self, g, out, inputs, need, kwargs):
+        axis, grads, start = kwargs["axis"], [], 0
+        for t, n in zip(inputs, need):
+            size = np.shape(_data(t))[axis]
+            if n:
+                sl = [slice(None)] * g.ndim
+                sl[axis] = slice(start, start + size)
+                grads.append(getitem(g, idx=tuple(sl)))
+            else:
+                grads.append(None)
+            start += size
+        return grads
+
+
+_concat_op = _Concat("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), None)
+
+
+def concatenate(tensors, axis=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError("concatenate: needs at least one tensor")
+    return apply(_concat_op, *tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Derived: concatenate the tensors, each given a new axis."""
+    tensors = [t if type(t) is Tensor else _wrap(_as_array(t)) for t in tensors]
+    if not tensors:
+        raise ShapeError("stack: needs at least one tensor")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ShapeError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
+    return concatenate([unsqueeze(t, axis) for t in tensors], axis=axis)
+
+
+# ----------------------------------------------------------------------------- comparisons
+
+
+def _compare(fn):
+    def run(a, b):
+        return _wrap(np.asarray(fn(_data(a), _data(b))))
+    return run
+
+
+# ----------------------------------------------------------------------------- Tensor methods
+
+
+def _to_tensor_op(fn):
+    return lambda self, *a, **k: fn(self, *a, **k)
+
+
+def _install():
+    T = Tensor
+    T.__add__, T.__radd__ = add, lambda a, b: add(b, a)
+    T.__sub__, T.__rsub__ = sub, lambda a, b: sub(b, a)
+    T.__mul__, T.__rmul__ = mul, lambda a, b: mul(b, a)
+    T.__truediv__, T.__rtruediv__ = div, lambda a, b: div(b, a)
+    T.__pow__, T.__rpow__ = pow, lambda a, b: pow(b, a)
+    T.__matmul__, T.__rmatmul__ = matmul, lambda a, b: matmul(b, a)
+    T.__neg__ = neg
+    T.__pos__ = lambda a: a
+    T.__abs__ = abs
+    T.__getitem__ = index
+    for name, fn in (("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
+                     ("__ge__", np.greater_equal), ("__eq__", np.equal), ("__ne__", np.not_equal)):
+        setattr(T, name, _compare(fn))
+    for fn in (exp, log, sqrt, sin, cos, tanh, sigmoid, relu, softplus, leaky_relu, clip,
+               sum, mean, var, max, min, logsumexp, softmax, log_softmax, reshape, transpose,
+               expand, broadcast_to, squeeze, unsqueeze, flatten, astype, abs, maximum, minimum):
+        name = fn.__name__ if fn.__name__ != "run" else fn.op.name
+        setattr(T, name, _to_tensor_op(fn))
+    T.T = property(lambda a: transpose(a))
+    T.mT = property(lambda a: _swap(a))
+    T.permute = lambda a, *axes: transpose(a, axes=tuple(axes[0] if len(axes) == 1 and
+                                                         isinstance(axes[0], (tuple, list)) else axes))
+    T.float = lambda a: astype(a, dtype=np.float32) if a.dtype != np.float32 else a
+    T.double = lambda a: astype(a, dtype=np.float64) if a.dtype != np.float64 else a
+    T.view = T.reshape
+
+
+_install()
