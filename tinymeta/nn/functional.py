@@ -1,0 +1,98 @@
+"""Losses and layer functions on tensors (``import tinymeta.nn.functional as F``).
+
+Every loss accepts leading batch axes (for example a task axis) and reduces over all
+of them with ``reduction="mean"``; ``reduction="none"`` keeps them."""
+import numpy as np
+
+from .. import ops
+from ..engine import Tensor
+from ..errors import ArgumentError, DTypeError, ShapeError
+from ..ops import (leaky_relu, linear, log_softmax, logsumexp, relu, sigmoid, softmax,  # noqa: F401
+                   softplus, tanh)
+from .module import check_same_shape
+
+
+def _t(x, like=None):
+    if type(x) is Tensor:
+        return x
+    return Tensor(np.asarray(x), dtype=None if like is None else like.dtype)
+
+
+def _reduce(loss, reduction, where):
+    if reduction == "mean":
+        return ops.mean(loss)
+    if reduction == "sum":
+        return ops.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ArgumentError(f"{where}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def mse_loss(input, target, reduction="mean"):  # noqa: A002
+    """Mean squared error; shapes must match exactly (no silent broadcasting)."""
+    target = _t(target, input)
+    check_same_shape(input, target, "mse_loss")
+    d = input - target
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def l1_loss(input, target, reduction="mean"):  # noqa: A002
+    target = _t(target, input)
+    check_same_shape(input, target, "l1_loss")
+    return _reduce(ops.abs(input - target), reduction, "l1_loss")
+
+
+def cross_entropy(logits, labels, weight=None, reduction="mean"):
+    """Softmax cross-entropy with integer class labels: logits (..., C), labels (...).
+
+    Fused and stable (finite for logits of +-1e4). ``weight`` (C,) weighs each class; the
+    weighted mean divides by the summed weights, as PyTorch does."""
+    labels = np.asarray(labels.data if type(labels) is Tensor else labels)
+    if labels.dtype.kind not in "iu":
+        raise DTypeError(f"cross_entropy: labels must be integer class indices, got dtype "
+                         f"{labels.dtype}; for probabilities/one-hot targets use "
+                         "-(target * F.log_softmax(logits)).sum(-1)")
+    if logits.shape[:-1] != labels.shape:
+        raise ShapeError(f"cross_entropy: logits {logits.shape} need labels of shape "
+                         f"{logits.shape[:-1]}, got {labels.shape}")
+    c = logits.shape[-1]
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        raise ArgumentError(f"cross_entropy: labels must lie in [0, {c}) for {c} classes, got "
+                            f"range [{labels.min()}, {labels.max()}]")
+    flat = ops.reshape(logits, (-1, c)) if logits.ndim != 2 else logits
+    losses = ops.softmax_cross_entropy(flat, labels.reshape(-1).astype(np.int64))
+    losses = ops.reshape(losses, labels.shape) if logits.ndim != 2 else losses
+    if weight is not None:
+        w = np.asarray(weight.data if type(weight) is Tensor else weight, dtype=logits.dtype)
+        if w.shape != (c,):
+            raise ShapeError(f"cross_entropy: weight must have shape ({c},), got {w.shape}")
+        wl = w[labels]
+        if reduction == "mean":
+            return ops.sum(losses * wl) / float(wl.sum())
+        losses = losses * wl
+    return _reduce(losses, reduction, "cross_entropy")
+
+
+def nll_loss(log_probs, labels, reduction="mean"):
+    labels = np.asarray(labels.data if type(labels) is Tensor else labels).astype(np.int64)
+    picked = ops.index(log_probs, (np.arange(labels.size), labels.reshape(-1)))
+    return _reduce(-picked, reduction, "nll_loss")
+
+
+def binary_cross_entropy(probs, target, reduction="mean"):
+    """BCE on probabilities; logs are clamped at -100 as PyTorch does, so p = 0 or 1
+    gives a large finite loss. Prefer ``binary_cross_entropy_with_logits``."""
+    target = _t(target, probs)
+    check_same_shape(probs, target, "binary_cross_entropy")
+    logp = ops.maximum(ops.log(probs), -100.0)
+    log1mp = ops.maximum(ops.log(1.0 - probs), -100.0)
+    return _reduce(-(target * logp + (1.0 - target) * log1mp), reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
+    """Stable BCE on logits: softplus(z) - z*t, finite for logits of +-1e4 (its gradient
+    is sigmoid(z) - t)."""
+    target = _t(target, logits)
+    check_same_shape(logits, target, "binary_cross_entropy_with_logits")
+    return _reduce(ops.softplus(logits) - logits * target, reduction,
+                   "binary_cross_entropy_with_logits")

@@ -1,0 +1,238 @@
+"""Stateful optimizers with PyTorch's interface: ``zero_grad()``, ``step()``,
+``state_dict()``, ``load_state_dict()``. Each step runs its rule from ``functional.py``
+in place, through one fused kernel per parameter (numba when enabled, NumPy otherwise).
+
+Gradient accumulation needs nothing special: ``.grad`` adds up over ``backward()`` calls
+until ``zero_grad()``; ``step()`` uses whatever has accumulated.
+"""
+import numpy as np
+
+from .. import kernels
+from ..engine import Tensor, no_grad
+from ..errors import ArgumentError, CheckpointError
+
+
+def _check(name, value, low=0.0, high=None, open_low=False):
+    ok = value > low if open_low else value >= low
+    if high is not None:
+        ok = ok and value < high
+    if not ok:
+        rng = f"{'(' if open_low else '['}{low}, {high if high is not None else 'inf'})"
+        raise ArgumentError(f"{name} must be in {rng}, got {value}")
+
+
+class Optimizer:
+    """Holds ``param_groups`` (dicts of params + hyperparameters) and per-parameter ``state``."""
+
+    def __init__(self, params, defaults):
+        params = list(params)
+        if not params:
+            raise ArgumentError(f"{type(self).__name__}: got an empty parameter list; pass "
+                                "model.parameters()")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = defaults
+        self.param_groups = []
+        for g in groups:
+            group = {**defaults, **g, "params": list(g["params"])}
+            for p in group["params"]:
+                if type(p) is not Tensor or not p.requires_grad:
+                    raise ArgumentError(f"{type(self).__name__}: every parameter must be a Tensor "
+                                        "with requires_grad=True")
+            self._validate(group)
+            self.param_groups.append(group)
+        self.state = {}  # id(param) -> dict of arrays
+
+    def _validate(self, group):
+        _check("lr", group["lr"])
+
+    def _params(self):
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def zero_grad(self, set_to_none=True):
+        for p in self._params():
+            p.grad = None
+
+    @no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state.setdefault(id(p), {})
+                self._update(p.data, np.ascontiguousarray(p.grad.data, dtype=p.dtype), st, group)
+                p._bump_version()  # graphs that saved p now know it changed
+
+    def _update(self, p, g, state, group):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """{'state': {index: {name: array}}, 'param_groups': [hyperparameters]}: arrays and
+        numbers only, so it can be saved to .npz."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        state = {index[k]: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
+                 for k, s in self.state.items() if k in index}
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, sd):
+        params = self._params()
+        if len(sd["param_groups"]) != len(self.param_groups):
+            raise CheckpointError(f"load_state_dict: {len(sd['param_groups'])} parameter groups in "
+                                  f"the state, {len(self.param_groups)} in this optimizer")
+        new_state = {}
+        for k, s in sd["state"].items():
+            i = int(k)
+            if not 0 <= i < len(params):
+                raise CheckpointError(f"load_state_dict: state for parameter {i}, but the "
+                                      f"optimizer has {len(params)}")
+            for n, v in s.items():
+                if isinstance(v, np.ndarray) and v.ndim and v.shape != params[i].shape:
+                    raise CheckpointError(f"load_state_dict: state '{n}' of parameter {i} has "
+                                          f"shape {v.shape}, the parameter {params[i].shape}")
+            new_state[id(params[i])] = {n: (np.array(v, dtype=params[i].dtype) if np.ndim(v) else
+                                            (v.item() if isinstance(v, np.ndarray) else v))
+                                        for n, v in s.items()}
+        for group, saved in zip(self.param_groups, sd["param_groups"]):
+            group.update({k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else
+                              tuple(v) if isinstance(v, np.ndarray) else v)
+                          for k, v in saved.items()})
+        self.state = new_state
+
+
+class SGD(Optimizer):
+    """SGD with momentum, Nesterov momentum and (L2) weight decay, as in PyTorch.
+
+    ``hypergrad_lr > 0`` adapts the learning rate online by hypergradient descent
+    (Baydin et al. 2018): since p_t = p_{t-1} - lr g_{t-1}, dL/dlr = -g_t . g_{t-1}, so
+    lr <- lr + hypergrad_lr * g_t . g_{t-1} (summed over all parameters of the group)."""
+
+    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0, hypergrad_lr=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      nesterov=nesterov, weight_decay=weight_decay,
+                                      hypergrad_lr=hypergrad_lr))
+
+    def _validate(self, g):
+        _check("lr", g["lr"])
+        _check("momentum", g["momentum"])
+        _check("weight_decay", g["weight_decay"])
+        _check("hypergrad_lr", g["hypergrad_lr"])
+        if g["nesterov"] and (g["momentum"] <= 0 or g["dampening"] != 0):
+            raise ArgumentError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
+
+    @no_grad()
+    def step(self):
+        for group in self.param_groups:
+            if group["hypergrad_lr"] > 0:
+                self._hypergrad(group)
+        super().step()
+
+    def _hypergrad(self, group):
+        dot, seen = 0.0, False
+        for p in group["params"]:
+            prev = self.state.get(id(p), {}).get("prev_grad")
+            if p.grad is not None and prev is not None:
+                dot += float(np.vdot(p.grad.data, prev))
+                seen = True
+        if seen:
+            group["lr"] = max(0.0, group["lr"] + group["hypergrad_lr"] * dot)
+        for p in group["params"]:
+            if p.grad is not None:
+                self.state.setdefault(id(p), {})["prev_grad"] = p.grad.data.copy()
+
+    def _update(self, p, g, state, group):
+        mu = group["momentum"]
+        first = "momentum_buffer" not in state
+        if mu != 0 and first:
+            state["momentum_buffer"] = np.zeros_like(p)
+        kernels.sgd_update(p, g, state.get("momentum_buffer"), group["lr"], mu,
+                           group["dampening"], group["nesterov"], group["weight_decay"], first)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with L2 weight decay added to the gradient, as PyTorch's Adam."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def _validate(self, g):
+        _check("lr", g["lr"])
+        _check("eps", g["eps"], open_low=True)
+        _check("weight_decay", g["weight_decay"])
+        for b in g["betas"]:
+            _check("betas", b, 0.0, 1.0)
+
+    def _update(self, p, g, state, group):
+        if "step" not in state:
+            state.update(step=0, exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p))
+        state["step"] += 1
+        b1, b2 = group["betas"]
+        kernels.adam_update(p, g, state["exp_avg"], state["exp_avg_sq"], group["lr"], b1, b2,
+                            group["eps"], group["weight_decay"], self.decoupled, state["step"])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p <- p (1 - lr wd) first."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class RMSprop(Optimizer):
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum))
+
+    def _validate(self, g):
+        _check("lr", g["lr"])
+        _check("alpha", g["alpha"], 0.0, 1.0 + 1e-12)
+        _check("eps", g["eps"], open_low=True)
+        _check("momentum", g["momentum"])
+        _check("weight_decay", g["weight_decay"])
+
+    def _update(self, p, g, state, group):
+        if "square_avg" not in state:
+            state["square_avg"] = np.zeros_like(p)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = np.zeros_like(p)
+        kernels.rmsprop_update(p, g, state["square_avg"], group["lr"], group["alpha"], group["eps"],
+                               group["weight_decay"], group["momentum"], state.get("momentum_buffer"))
+
+
+class Adagrad(Optimizer):
+    def __init__(self, params, lr=1e-2, eps=1e-10, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay))
+
+    def _validate(self, g):
+        _check("lr", g["lr"])
+        _check("eps", g["eps"], open_low=True)
+        _check("weight_decay", g["weight_decay"])
+
+    def _update(self, p, g, state, group):
+        if "sum" not in state:
+            state["sum"] = np.zeros_like(p)
+        kernels.adagrad_update(p, g, state["sum"], group["lr"], group["eps"], group["weight_decay"])
+
+
+def clip_grad_norm_(params, max_norm, norm_type=2.0):
+    """Scale all gradients together so their global norm is at most ``max_norm``; returns
+    the norm before clipping. Gradients are replaced, never written in place (a .grad may
+    share memory with another tensor's)."""
+    _check("max_norm", max_norm)
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return 0.0
+    if norm_type == float("inf"):
+        total = max(float(np.max(np.abs(p.grad.data))) for p in params)
+    else:
+        total = float(sum(float(np.sum(np.abs(p.grad.data) ** norm_type)) for p in params)
+                      ** (1.0 / norm_type))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1:
+        for p in params:
+            p.grad = Tensor(p.grad.data * np.asarray(coef, dtype=p.grad.dtype))
+    return total
