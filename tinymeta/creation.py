@@ -70,7 +70,7 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
-    data = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    data = np.arange(start, stop, step) if stop is not None else np.arange(0, start, step)
     if dtype is not None or data.dtype.kind == "f":
         data = data.astype(_dt(dtype))
     return Tensor(data, requires_grad=requires_grad)

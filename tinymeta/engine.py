@@ -15,7 +15,7 @@ The op table (every forward beside its derivative) lives in ``tinymeta/ops.py``.
 """
 import numpy as np
 
-from .errors import AnomalyError, DTypeError, GraphError, InplaceError
+from .errors import AnomalyError, DTypeError, GraphError, InplaceError, ShapeError
 
 # ----------------------------------------------------------------------------- modes
 
@@ -205,7 +205,12 @@ class Tensor:
         backward([self], None if gradient is None else [gradient], retain_graph, create_graph)
 
     # -- in-place updates: allowed only where no gradient can be corrupted
-    def _inplace(self, what):
+    def _inplace(self, what, value=None):
+        if _mode.grad_enabled and type(value) is Tensor and value.requires_grad:
+            raise InplaceError(
+                f"{what}: writing a tensor that requires grad into another in place records no "
+                "graph, so its gradient would be silently lost; build the result out of place "
+                "(tm.where, tm.concatenate, tm.stack), or detach() the value if no gradient is meant")
         if _mode.grad_enabled and self.requires_grad:
             raise InplaceError(
                 f"{what}: in-place change of a tensor that requires grad would corrupt its "
@@ -230,12 +235,12 @@ class Tensor:
         return self
 
     def copy_(self, other):
-        self._inplace("copy_")
+        self._inplace("copy_", other)
         self.data[...] = _data(other)
         return self
 
     def add_(self, other, alpha=1.0):
-        self._inplace("add_")
+        self._inplace("add_", other)
         self.data += alpha * _data(other) if alpha != 1.0 else _data(other)
         return self
 
@@ -243,7 +248,7 @@ class Tensor:
         return self.add_(other, -alpha)
 
     def mul_(self, other):
-        self._inplace("mul_")
+        self._inplace("mul_", other)
         self.data *= _data(other)
         return self
 
@@ -257,12 +262,12 @@ class Tensor:
         return self.mul_(other)
 
     def __itruediv__(self, other):
-        self._inplace("div_")
+        self._inplace("div_", other)
         self.data /= _data(other)
         return self
 
     def __setitem__(self, idx, value):
-        self._inplace("__setitem__")
+        self._inplace("__setitem__", value)
         self.data[_data(idx) if type(idx) is Tensor else idx] = _data(value)
 
 
@@ -280,7 +285,11 @@ def _to_array(data, dtype=None):
     if isinstance(data, np.ndarray):
         arr = data if dtype is None or data.dtype == dtype else data.astype(dtype)
     else:
-        arr = np.asarray(data)
+        try:
+            arr = np.asarray(data)
+        except ValueError as exc:  # NumPy >= 1.24 refuses ragged nesting outright
+            raise ShapeError(f"tensor: cannot make a tensor from a ragged nested list (rows of "
+                             f"different lengths): {exc}; pad the rows to one length") from exc
         if arr.dtype.kind == "O" and dtype is None:
             raise DTypeError(f"tensor: cannot make a numeric tensor from {type(data).__name__} "
                              "(ragged nested lists, or non-numbers); pass a rectangular list of numbers")
@@ -441,7 +450,6 @@ def _seed_grads(outputs, grad_outputs, where):
         else:
             g = g if type(g) is Tensor else _wrap(np.asarray(g, dtype=y.dtype))
             if g.shape != y.shape:
-                from .errors import ShapeError
                 raise ShapeError(f"{where}: the gradient for output {i} has shape {g.shape} but the "
                                  f"output has shape {y.shape}; they must match")
         seeds.append(g)

@@ -58,14 +58,14 @@ def _numeric(fn, inputs, diff, eps):
     jac = [[np.zeros((o.size, inputs[i].size)) for i in diff] for o in outs]
     # Not under no_grad: fn may itself differentiate (gradgradcheck's first derivative).
     for m, i in enumerate(diff):
-        flat = inputs[i].data.reshape(-1)  # a view: perturbing it perturbs the input
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
+        data = inputs[i].data  # perturbed in place (a reshape could be a copy)
+        for j, idx in enumerate(np.ndindex(data.shape)):
+            orig = data[idx]
+            data[idx] = orig + eps
             plus = [o.data.copy() for o in _outputs(fn, inputs)]
-            flat[j] = orig - eps
+            data[idx] = orig - eps
             minus = [o.data.copy() for o in _outputs(fn, inputs)]
-            flat[j] = orig
+            data[idx] = orig
             for k in range(len(outs)):
                 jac[k][m][:, j] = ((plus[k] - minus[k]) / (2 * eps)).reshape(-1)
     return jac
@@ -102,9 +102,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     return True
 
 
-def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
-                  raise_exception=True, seed=0):
-    """Check second derivatives: gradcheck of (inputs, v) -> grad(fn(inputs), inputs, v)."""
+def _second_order_problem(fn, inputs, grad_outputs=None, seed=0):
+    """(first_derivative, its inputs, names): checking first_derivative's gradient checks
+    fn's second derivatives. first_derivative(*inputs, *v) = grad(fn(inputs), inputs, v)."""
     inputs = _as_tuple(inputs)
     diff = _diff_inputs(inputs, "gradgradcheck")
     outs = _outputs(fn, inputs)
@@ -129,5 +129,23 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     names = [f"input {i} (shape {np.shape(x.data) if type(x) is Tensor else ()})"
              for i, x in enumerate(inputs)]
     names += [f"grad_output {k} (shape {v.shape})" for k, v in enumerate(grad_outputs)]
-    return gradcheck(first_derivative, tuple(inputs) + tuple(grad_outputs), eps, atol, rtol,
-                     raise_exception, _names=names)
+    return first_derivative, tuple(inputs) + tuple(grad_outputs), names
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  raise_exception=True, seed=0):
+    """Check second derivatives: gradcheck of (inputs, v) -> grad(fn(inputs), inputs, v)."""
+    first, args, names = _second_order_problem(fn, inputs, grad_outputs, seed)
+    return gradcheck(first, args, eps, atol, rtol, raise_exception, _names=names)
+
+
+def max_error(fn, inputs, eps=1e-6, order=1):
+    """The largest |analytic - numeric| entry over the Jacobian (order=1), or over the
+    Jacobian of the first derivative (order=2)."""
+    inputs = _as_tuple(inputs)
+    if order == 2:
+        fn, inputs, _ = _second_order_problem(fn, inputs)
+    diff = _diff_inputs(inputs, "max_error")
+    a, n = _analytic(fn, inputs, diff), _numeric(fn, inputs, diff, eps)
+    return max((float(np.max(np.abs(x - y))) if x.size else 0.0)
+               for ra, rn in zip(a, n) for x, y in zip(ra, rn))

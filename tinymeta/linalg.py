@@ -28,12 +28,14 @@ def _solve_fwd(a, b):
 
 
 def _solve_vjp_b(g, x, a, b):
+    if b.ndim == 1:  # a vector right-hand side, possibly broadcast over a batch of A
+        return squeeze(solve(_swap(a), unsqueeze(g, -1)), -1)
     return solve(_swap(a), g)
 
 
 def _solve_vjp_a(g, x, a, b):
-    gb = solve(_swap(a), g)
-    if x.ndim == 1:
+    gb = _solve_vjp_b(g, x, a, b)
+    if b.ndim == 1:
         return -unsqueeze(gb, -1) * unsqueeze(x, -2)
     return -(gb @ _swap(x))
 

@@ -42,25 +42,32 @@ def l1_loss(input, target, reduction="mean"):  # noqa: A002
     return _reduce(ops.abs(input - target), reduction, "l1_loss")
 
 
+def _class_labels(labels, scores, where):
+    """Integer labels of shape scores.shape[:-1], each in [0, C): checked, as an int64 array."""
+    labels = np.asarray(labels.data if type(labels) is Tensor else labels)
+    if labels.dtype.kind not in "iu":
+        raise DTypeError(f"{where}: labels must be integer class indices, got dtype "
+                         f"{labels.dtype}; for probabilities/one-hot targets use "
+                         "-(target * F.log_softmax(logits)).sum(-1)")
+    if scores.shape[:-1] != labels.shape:
+        raise ShapeError(f"{where}: scores {scores.shape} need labels of shape "
+                         f"{scores.shape[:-1]}, got {labels.shape}")
+    c = scores.shape[-1]
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        raise ArgumentError(f"{where}: labels must lie in [0, {c}) for {c} classes, got "
+                            f"range [{labels.min()}, {labels.max()}]")
+    return labels.astype(np.int64, copy=False)
+
+
 def cross_entropy(logits, labels, weight=None, reduction="mean"):
     """Softmax cross-entropy with integer class labels: logits (..., C), labels (...).
 
     Fused and stable (finite for logits of +-1e4). ``weight`` (C,) weighs each class; the
     weighted mean divides by the summed weights, as PyTorch does."""
-    labels = np.asarray(labels.data if type(labels) is Tensor else labels)
-    if labels.dtype.kind not in "iu":
-        raise DTypeError(f"cross_entropy: labels must be integer class indices, got dtype "
-                         f"{labels.dtype}; for probabilities/one-hot targets use "
-                         "-(target * F.log_softmax(logits)).sum(-1)")
-    if logits.shape[:-1] != labels.shape:
-        raise ShapeError(f"cross_entropy: logits {logits.shape} need labels of shape "
-                         f"{logits.shape[:-1]}, got {labels.shape}")
+    labels = _class_labels(labels, logits, "cross_entropy")
     c = logits.shape[-1]
-    if labels.size and (labels.min() < 0 or labels.max() >= c):
-        raise ArgumentError(f"cross_entropy: labels must lie in [0, {c}) for {c} classes, got "
-                            f"range [{labels.min()}, {labels.max()}]")
     flat = ops.reshape(logits, (-1, c)) if logits.ndim != 2 else logits
-    losses = ops.softmax_cross_entropy(flat, labels.reshape(-1).astype(np.int64))
+    losses = ops.softmax_cross_entropy(flat, labels.reshape(-1))
     losses = ops.reshape(losses, labels.shape) if logits.ndim != 2 else losses
     if weight is not None:
         w = np.asarray(weight.data if type(weight) is Tensor else weight, dtype=logits.dtype)
@@ -74,9 +81,11 @@ def cross_entropy(logits, labels, weight=None, reduction="mean"):
 
 
 def nll_loss(log_probs, labels, reduction="mean"):
-    labels = np.asarray(labels.data if type(labels) is Tensor else labels).astype(np.int64)
-    picked = ops.index(log_probs, (np.arange(labels.size), labels.reshape(-1)))
-    return _reduce(-picked, reduction, "nll_loss")
+    """Negative log-likelihood of integer labels under log-probabilities (..., C)."""
+    labels = _class_labels(labels, log_probs, "nll_loss")
+    flat = ops.reshape(log_probs, (-1, log_probs.shape[-1]))
+    picked = ops.index(flat, (np.arange(labels.size), labels.reshape(-1)))
+    return _reduce(-ops.reshape(picked, labels.shape), reduction, "nll_loss")
 
 
 def binary_cross_entropy(probs, target, reduction="mean"):
@@ -84,8 +93,10 @@ def binary_cross_entropy(probs, target, reduction="mean"):
     gives a large finite loss. Prefer ``binary_cross_entropy_with_logits``."""
     target = _t(target, probs)
     check_same_shape(probs, target, "binary_cross_entropy")
-    logp = ops.maximum(ops.log(probs), -100.0)
-    log1mp = ops.maximum(ops.log(1.0 - probs), -100.0)
+    # Clip before the log, not after: log(0) = -inf would make 0 * inf = NaN gradients.
+    tiny = float(np.finfo(probs.dtype).tiny)
+    logp = ops.maximum(ops.log(ops.clip(probs, tiny, None)), -100.0)
+    log1mp = ops.maximum(ops.log(ops.clip(1.0 - probs, tiny, None)), -100.0)
     return _reduce(-(target * logp + (1.0 - target) * log1mp), reduction, "binary_cross_entropy")
 
 

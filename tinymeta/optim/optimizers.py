@@ -59,7 +59,10 @@ class Optimizer:
                 if p.grad is None:
                     continue
                 st = self.state.setdefault(id(p), {})
-                self._update(p.data, np.ascontiguousarray(p.grad.data, dtype=p.dtype), st, group)
+                g = p.grad.data
+                if not g.flags.c_contiguous or g.dtype != p.dtype:
+                    g = np.array(g, dtype=p.dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
+                self._update(p.data, g, st, group)
                 p._bump_version()  # graphs that saved p now know it changed
 
     def _update(self, p, g, state, group):
@@ -71,7 +74,8 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(self._params())}
         state = {index[k]: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
                  for k, s in self.state.items() if k in index}
-        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "n_params": len(g["params"])}
+                  for g in self.param_groups]
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, sd):
@@ -79,6 +83,11 @@ class Optimizer:
         if len(sd["param_groups"]) != len(self.param_groups):
             raise CheckpointError(f"load_state_dict: {len(sd['param_groups'])} parameter groups in "
                                   f"the state, {len(self.param_groups)} in this optimizer")
+        for i, (group, saved) in enumerate(zip(self.param_groups, sd["param_groups"])):
+            n = saved.get("n_params")
+            if n is not None and int(n) != len(group["params"]):
+                raise CheckpointError(f"load_state_dict: group {i} had {int(n)} parameters when "
+                                      f"saved, this optimizer's has {len(group['params'])}")
         new_state = {}
         for k, s in sd["state"].items():
             i = int(k)
@@ -95,7 +104,7 @@ class Optimizer:
         for group, saved in zip(self.param_groups, sd["param_groups"]):
             group.update({k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else
                               tuple(v) if isinstance(v, np.ndarray) else v)
-                          for k, v in saved.items()})
+                          for k, v in saved.items() if k != "n_params"})
         self.state = new_state
 
 

@@ -1,0 +1,52 @@
+"""Reptile (Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", 2018).
+
+No second derivatives and no query set: run k steps of SGD on each task from theta,
+then move theta toward the adapted weights:
+
+    phi_i  = SGD^k(theta; task i)
+    theta <- theta + epsilon * (1/n) sum_i (phi_i - theta)
+
+``meta_step`` does exactly that for a meta-batch (all tasks at once, batched). Equivalently
+theta - phi is a "gradient" for any optimizer: pass ``meta_optimizer`` to ``meta_step`` to
+use it instead of the plain epsilon step.
+"""
+import numpy as np
+
+from .. import ops
+from ..engine import no_grad, Tensor
+from ..errors import ArgumentError
+from .base import MetaLearner
+
+
+class Reptile(MetaLearner):
+    def __init__(self, model, inner_lr=0.02, inner_steps=5, outer_step_size=0.1, loss="mse"):
+        super().__init__(model, loss)
+        if inner_lr <= 0 or outer_step_size <= 0:
+            raise ArgumentError(f"Reptile: inner_lr and outer_step_size must be > 0, got "
+                                f"{inner_lr} and {outer_step_size}")
+        if int(inner_steps) != inner_steps or inner_steps < 1:
+            raise ArgumentError(f"Reptile: inner_steps must be a positive int, got {inner_steps}")
+        self.inner_lr, self.inner_steps = inner_lr, int(inner_steps)
+        self.outer_step_size = outer_step_size
+
+    def adapt(self, x, y, steps=None):
+        return self.adapt_with(x, y, self.inner_steps if steps is None else steps, self.inner_lr)
+
+    def meta_step(self, batch, meta_optimizer=None):
+        """One Reptile update of the model's parameters; returns the mean support loss of the
+        adapted weights (before the update), for logging."""
+        xs = np.concatenate([batch.x_support, batch.x_query], axis=1)
+        ys = np.concatenate([batch.y_support, batch.y_query], axis=1)
+        phi = self.adapt(xs, ys)
+        with no_grad():
+            loss = float(ops.mean(self.task_losses(phi, *self._batched_input(xs, ys)[:2])).item())
+            for name, p in self.model.named_parameters():
+                direction = p.data - phi[name].data.mean(axis=0)  # theta - mean phi
+                if meta_optimizer is None:
+                    p.data -= self.outer_step_size * direction
+                    p._bump_version()
+                else:
+                    p.grad = Tensor(direction.astype(p.dtype))
+            if meta_optimizer is not None:
+                meta_optimizer.step()
+        return loss

@@ -1,0 +1,184 @@
+"""Meta-training and evaluation loops shared by every meta-learner.
+
+``train`` samples a fresh meta-batch each iteration, calls the learner's ``meta_step``,
+shows progress, evaluates now and then, and checkpoints (atomically) so a run can be
+interrupted (Ctrl-C saves) and resumed on the same trajectory, bit for bit: the
+checkpoint holds the parameters, the optimizer state, the iteration and the RNG state.
+"""
+import json
+import sys
+import time
+
+import numpy as np
+
+from ..creation import as_rng
+from ..engine import no_grad
+from ..errors import ArgumentError, CheckpointError
+from ..metrics import mean_confidence_interval
+from ..nn.serialization import load_arrays, save_arrays
+from ..train import _flatten_optimizer, _unflatten_optimizer
+
+
+def evaluate(learner, tasks, n_tasks=1000, steps=(0, 1, 10), rng=0, k_query=None, chunk=100):
+    """Mean query loss (MSE for regression; accuracy too for classification) over
+    ``n_tasks`` fresh tasks after adapting with each number of ``steps``, with a 95%
+    interval (normal approximation). Returns {steps: {"mse"/"loss": (mean, half), ...}}."""
+    rng = as_rng(rng)
+    per = {s: {"loss": [], "accuracy": []} for s in steps}
+    done = 0
+    while done < n_tasks:
+        n = min(chunk, n_tasks - done)
+        kw = {"k_query": k_query} if k_query is not None else {}
+        batch = tasks.sample(n, rng, **kw)
+        for s in steps:
+            params = learner.adapt(batch.x_support, batch.y_support, steps=s)
+            with no_grad():
+                xq, yq, _ = learner._batched_input(batch.x_query, batch.y_query)
+                out = learner.predict(params, xq)
+                per[s]["loss"].extend(learner._task_loss(out, yq).data.tolist())
+                if learner.loss == "cross_entropy":
+                    per[s]["accuracy"].extend((out.data.argmax(-1) == yq).mean(axis=1).tolist())
+        done += n
+    name = "mse" if learner.loss == "mse" else "loss"
+    result = {}
+    for s in steps:
+        result[s] = {name: mean_confidence_interval(per[s]["loss"])}
+        if per[s]["accuracy"]:
+            result[s]["accuracy"] = mean_confidence_interval(per[s]["accuracy"])
+    return result
+
+
+def format_evaluation(result):
+    lines = []
+    for s, metrics in result.items():
+        parts = [f"{k} {m:.4f} +- {h:.4f}" for k, (m, h) in metrics.items()]
+        lines.append(f"  after {s:>2} step{'s' if s != 1 else ' '}: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+class MetaHistory(dict):
+    """Lists per key: 'iteration', 'loss' (mean over each logging window), 'time'; and
+    'evaluations': [(iteration, result)]. ``interrupted`` is True after a Ctrl-C."""
+
+    interrupted = False
+
+    def plot(self, path=None, title="meta-training"):
+        from ..train import _pyplot
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(self["iteration"], self["loss"], label="meta-loss (train batches)")
+        ax.set_yscale("log")
+        ax.set_xlabel("meta-iteration")
+        ax.set_ylabel("query loss")
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        if path:
+            fig.savefig(path, dpi=110)
+        return fig
+
+
+def _rng_state(rng):
+    return np.array(json.dumps(rng.bit_generator.state))
+
+
+def _set_rng_state(rng, arr):
+    rng.bit_generator.state = json.loads(str(arr))
+
+
+def _save(path, learner, optimizer, rng, it, history):
+    arrays = {f"learner/{k}": v for k, v in learner.state_dict().items()}
+    if optimizer is not None:
+        arrays.update(_flatten_optimizer(optimizer.state_dict()))
+    arrays["run/iteration"] = np.array(it)
+    arrays["run/rng"] = _rng_state(rng)
+    for k in ("iteration", "loss", "time"):
+        arrays[f"history/{k}"] = np.asarray(history[k], dtype=float)
+    save_arrays(path, arrays)
+
+
+def _load(path, learner, optimizer, rng, history):
+    arrays = load_arrays(path)
+    try:
+        learner.load_state_dict({k[len("learner/"):]: v for k, v in arrays.items()
+                                 if k.startswith("learner/")})
+        if optimizer is not None:
+            optimizer.load_state_dict(_unflatten_optimizer(
+                {k: v for k, v in arrays.items() if k.startswith("optim/")}))
+        _set_rng_state(rng, arrays["run/rng"])
+        for k in ("iteration", "loss", "time"):
+            history[k] = arrays[f"history/{k}"].tolist()
+        return int(arrays["run/iteration"])
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"resume: {path!r} is not a meta-training checkpoint of this "
+                              f"learner ({type(exc).__name__}: {exc})") from exc
+
+
+def _progress(total, initial, enabled):
+    if not (enabled and sys.stderr.isatty()):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc="meta-train", unit="it", dynamic_ncols=True)
+
+
+def train(learner, tasks, meta_optimizer=None, iterations=1000, meta_batch=25, rng=0,
+          eval_every=0, eval_tasks=100, eval_steps=(0, 1, 10), log_every=100, checkpoint=None,
+          checkpoint_every=1000, resume=False, progress=True, verbose=False, callback=None):
+    """Meta-train ``learner`` on tasks sampled from ``tasks`` for ``iterations`` meta-steps.
+
+    ``rng`` seeds the task sampling (the only randomness). With ``checkpoint`` a file is
+    written every ``checkpoint_every`` iterations and on Ctrl-C; ``resume=True`` continues
+    from it. ``callback(iteration, loss)`` may return True to stop early."""
+    if iterations < 0 or meta_batch < 1:
+        raise ArgumentError(f"meta.train: iterations must be >= 0 and meta_batch >= 1, got "
+                            f"{iterations} and {meta_batch}")
+    if meta_optimizer is None and not hasattr(learner, "outer_step_size"):
+        raise ArgumentError(f"meta.train: {type(learner).__name__} needs a meta_optimizer, e.g. "
+                            "optim.Adam(learner.parameters(), lr=1e-3)")
+    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    history = MetaHistory(iteration=[], loss=[], time=[], evaluations=[])
+    start = 0
+    if resume:
+        if checkpoint is None:
+            raise ArgumentError("meta.train: resume=True needs the checkpoint path")
+        start = _load(checkpoint, learner, meta_optimizer, rng, history)
+    bar = _progress(iterations, start, progress)
+    window, t0, it = [], time.perf_counter(), start
+    try:
+        while it < iterations:
+            loss = learner.meta_step(tasks.sample(meta_batch, rng), meta_optimizer)
+            it += 1
+            window.append(loss)
+            if bar is not None:
+                bar.update(1)
+            if it % log_every == 0 or it == iterations:
+                history["iteration"].append(it)
+                history["loss"].append(float(np.mean(window)))
+                history["time"].append(time.perf_counter() - t0)
+                window = []
+                if bar is not None:
+                    bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
+                elif verbose:
+                    print(f"iteration {it:>7}  meta-loss {history['loss'][-1]:.4f}", flush=True)
+            if eval_every and it % eval_every == 0:
+                res = evaluate(learner, tasks, eval_tasks, eval_steps, rng=12345)
+                history["evaluations"].append((it, res))
+                if verbose or bar is not None:
+                    msg = f"evaluation at iteration {it}:\n{format_evaluation(res)}"
+                    (bar.write if bar is not None else print)(msg)
+            if checkpoint and it % checkpoint_every == 0:
+                _save(checkpoint, learner, meta_optimizer, rng, it, history)
+            if callback is not None and callback(it, loss):
+                break
+    except KeyboardInterrupt:
+        path = checkpoint or "tinymeta-interrupted.npz"
+        _save(path, learner, meta_optimizer, rng, it, history)
+        history.interrupted = True
+        print(f"\ninterrupted at iteration {it}: saved {path}; continue with "
+              f"meta.train(..., checkpoint={path!r}, resume=True) (or --resume)", file=sys.stderr)
+    finally:
+        if bar is not None:
+            bar.close()
+    if checkpoint and not history.interrupted:
+        _save(checkpoint, learner, meta_optimizer, rng, it, history)
+    return history
