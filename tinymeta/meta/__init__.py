@@ -7,6 +7,7 @@ Each learner lives in its own file, its docstring naming the paper and its updat
 """
 from . import tasks
 from .base import MetaLearner
+from .hypergrad import hypergradient, tune, unrolled_validation_loss
 from .maml import MAML
 from .mapping import MappingLearner, linear_targets
 from .metasgd import MetaSGD
@@ -16,5 +17,6 @@ from .tasks import TaskBatch
 from .training import evaluate, format_evaluation, train
 
 __all__ = ["tasks", "TaskBatch", "MetaLearner", "MAML", "MetaSGD", "Reptile", "MappingLearner",
-           "linear_targets", "RidgeHead", "train", "evaluate",
+           "linear_targets", "RidgeHead", "hypergradient", "tune", "unrolled_validation_loss",
+           "train", "evaluate",
            "format_evaluation"]

@@ -7,7 +7,14 @@ through ``lr`` and ``weight_decay``). ``lr`` may be a float, a Tensor, or a list
 per parameter. The stateful optimizers in ``optimizers.py`` run the same rules in place
 through fused kernels; the tests hold the two to each other.
 """
+from ..engine import Tensor
 from ..ops import sqrt
+
+
+def _off(value):
+    """A hyperparameter that is exactly zero and not a Tensor: its term can be skipped.
+    A Tensor stays in the graph even at 0, so its hypergradient is still computed."""
+    return type(value) is not Tensor and value == 0
 
 
 def _per_param(value, n):
@@ -23,13 +30,13 @@ def sgd(params, grads, state=None, lr=0.01, momentum=0.0, dampening=0.0, nestero
     bufs = state.get("momentum_buffer")
     new_params, new_bufs = [], []
     for i, (p, g) in enumerate(zip(params, grads)):
-        d = g if weight_decay == 0 else g + weight_decay * p
-        if momentum != 0:
+        d = g if _off(weight_decay) else g + weight_decay * p
+        if not _off(momentum):
             b = d if bufs is None else momentum * bufs[i] + (1 - dampening) * d
             new_bufs.append(b)
             d = d + momentum * b if nesterov else b
         new_params.append(p - lrs[i] * d)
-    return new_params, ({"momentum_buffer": new_bufs} if momentum != 0 else {})
+    return new_params, ({"momentum_buffer": new_bufs} if not _off(momentum) else {})
 
 
 def adam(params, grads, state=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
@@ -43,9 +50,9 @@ def adam(params, grads, state=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weigh
     ms, vs = state.get("exp_avg"), state.get("exp_avg_sq")
     new_params, new_m, new_v = [], [], []
     for i, (p, g) in enumerate(zip(params, grads)):
-        if decoupled and weight_decay != 0:
+        if decoupled and not _off(weight_decay):
             p = p * (1 - lrs[i] * weight_decay)
-        elif weight_decay != 0:
+        elif not _off(weight_decay):
             g = g + weight_decay * p
         m = (1 - b1) * g if ms is None else b1 * ms[i] + (1 - b1) * g
         v = (1 - b2) * g * g if vs is None else b2 * vs[i] + (1 - b2) * g * g
@@ -69,7 +76,7 @@ def rmsprop(params, grads, state=None, lr=1e-2, alpha=0.99, eps=1e-8, weight_dec
     sqs, bufs = state.get("square_avg"), state.get("momentum_buffer")
     new_params, new_sq, new_buf = [], [], []
     for i, (p, g) in enumerate(zip(params, grads)):
-        if weight_decay != 0:
+        if not _off(weight_decay):
             g = g + weight_decay * p
         s = (1 - alpha) * g * g if sqs is None else alpha * sqs[i] + (1 - alpha) * g * g
         step = g / (sqrt(s) + eps)
@@ -91,7 +98,7 @@ def adagrad(params, grads, state=None, lr=1e-2, eps=1e-10, weight_decay=0.0):
     sums = state.get("sum")
     new_params, new_sum = [], []
     for i, (p, g) in enumerate(zip(params, grads)):
-        if weight_decay != 0:
+        if not _off(weight_decay):
             g = g + weight_decay * p
         s = g * g if sums is None else sums[i] + g * g
         new_params.append(p - lrs[i] * g / (sqrt(s) + eps))
