@@ -387,6 +387,10 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
     anomaly = _mode.anomaly
     prev_mode = _mode.grad_enabled
     _mode.grad_enabled = create_graph
+    # Non-finite gradients are detect_anomaly's to report, with the op named; NumPy's
+    # anonymous "divide by zero" warnings from inside derivative rules would only confuse.
+    errstate = np.errstate(divide="ignore", invalid="ignore", over="ignore")
+    errstate.__enter__()
     try:
         for t in order:
             k = id(t)
@@ -433,6 +437,7 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
                 node.inputs = None  # free what the graph saved, as soon as it is used
     finally:
         _mode.grad_enabled = prev_mode
+        errstate.__exit__(None, None, None)
     return results
 
 
