@@ -26,10 +26,13 @@ from .errors import DTypeError, IndexError_, ShapeError, TinymetaError
 class Op:
     """A primitive: a forward on arrays and one vector-Jacobian product per input."""
 
-    __slots__ = ("name", "forward", "vjps", "view")
+    __slots__ = ("name", "forward", "vjps", "view", "reads_inputs")
 
-    def __init__(self, name, forward, vjps, view=False):
+    def __init__(self, name, forward, vjps, view=False, reads_inputs=True):
         self.name, self.forward, self.vjps, self.view = name, forward, vjps, view
+        # False when no rule reads the operands' values (add, sub): then a node keeps no
+        # reference to operands that need no gradient, so p - lr * g does not pin g.
+        self.reads_inputs = reads_inputs
 
     def backward(self, g, out, inputs, need, kwargs):
         vjps = self.vjps
@@ -105,7 +108,7 @@ def apply(op, *args, **kwargs):
 
 def _binary(op):
     """Fast path for two-argument ops (most of a graph): no lists, no loops."""
-    fwd = op.forward
+    fwd, light = op.forward, not op.reads_inputs
 
     def run(a, b):
         ta, tb = type(a) is Tensor, type(b) is Tensor
@@ -117,6 +120,8 @@ def _binary(op):
             out = np.asarray(out)
         na, nb = ta and a.requires_grad, tb and b.requires_grad
         if (na or nb) and _mode.grad_enabled:
+            if light:
+                a, b = (a if na else None), (b if nb else None)
             return _wrap(out, Node(op, (a, b), _NOKW, (na, nb)))
         return _wrap(out)
     run.op = op
@@ -149,8 +154,8 @@ def _as_array(x):
     return _to_array(x)
 
 
-def defop(name, forward, *vjps, view=False, arity=None):
-    op = Op(name, forward, vjps, view)
+def defop(name, forward, *vjps, view=False, arity=None, reads_inputs=True):
+    op = Op(name, forward, vjps, view, reads_inputs)
     n = len(vjps) if arity is None else arity
     if n == 1:
         return _unary(op)
@@ -176,8 +181,8 @@ def _keepdims_shape(shape, axis):
 
 # ----------------------------------------------------------------------------- arithmetic
 
-add = defop("add", np.add, lambda g, o, a, b: g, lambda g, o, a, b: g)
-sub = defop("sub", np.subtract, lambda g, o, a, b: g, lambda g, o, a, b: -g)
+add = defop("add", np.add, lambda g, o, a, b: g, lambda g, o, a, b: g, reads_inputs=False)
+sub = defop("sub", np.subtract, lambda g, o, a, b: g, lambda g, o, a, b: -g, reads_inputs=False)
 mul = defop("mul", np.multiply, lambda g, o, a, b: g * b, lambda g, o, a, b: g * a)
 div = defop("div", np.true_divide, lambda g, o, a, b: g / b, lambda g, o, a, b: -g * o / b)
 neg = defop("neg", np.negative, lambda g, o, a: -g)
@@ -214,11 +219,27 @@ def _last2(ndim):
     return tuple(axes)
 
 
+def _shared_matrix(b):
+    """b itself if 2-D, or its one matrix if b only broadcasts it over leading axes
+    (stride 0: every task's weights are the same view of theta), else None."""
+    if b.ndim == 2:
+        return b
+    if b.ndim > 2 and not any(b.strides[:-2]):
+        return b[(0,) * (b.ndim - 2)]
+    return None
+
+
 def _matmul_fwd(a, b):
     if a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] == 1 and b.shape[-2] == 1:
         # An outer product: a broadcast multiply is 5x faster than batched matmul here
         # (the 1 -> 40 input layer of the sinusoid MLP and its gradients).
         return np.multiply(a, b)
+    if a.ndim > 2 and b.ndim >= 2 and a.ndim >= b.ndim and a.shape[-1] == b.shape[-2]:
+        b2 = _shared_matrix(b)
+        if b2 is not None and (b.ndim == 2 or np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) == a.shape[:-2]):
+            # One BLAS call on (batch*n, k) @ (k, m) instead of a loop of small ones: 3.4x
+            # faster for a meta-batch of 25 tasks sharing theta (NumPy does not collapse it).
+            return (a.reshape(-1, a.shape[-1]) @ b2).reshape(a.shape[:-1] + (b2.shape[-1],))
     try:
         return np.matmul(a, b)
     except ValueError as exc:

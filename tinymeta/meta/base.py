@@ -11,7 +11,7 @@ gradients flow back to theta through the broadcast (summed over tasks).
 import numpy as np
 
 from .. import ops
-from ..engine import Tensor, grad
+from ..engine import Tensor, grad, no_grad
 from ..errors import ArgumentError, ShapeError
 from ..nn import functional as F
 from ..nn.module import Module, functional_call
@@ -106,14 +106,25 @@ class MetaLearner:
     def inner_loop(self, params, x, y, steps, lr, create_graph):
         """``steps`` SGD steps on each task's support loss, all tasks at once:
         phi <- phi - lr * grad_phi L_support(phi). ``lr``: a float, or one tensor per
-        parameter (Meta-SGD). With ``create_graph`` the steps stay differentiable."""
+        parameter (Meta-SGD). With ``create_graph`` the steps stay differentiable (second
+        order); without, the result is first order: phi = theta + (a constant update), so
+        gradients reach theta through the identity and memory does not grow with steps."""
         names = list(params)
+        if not create_graph:
+            fast = [params[n].detach().requires_grad_() for n in names]
+            for _ in range(steps):
+                loss = ops.sum(self.task_losses(dict(zip(names, fast)), x, y))
+                grads = grad(loss, fast)
+                with no_grad():
+                    fast, _ = optim_f.sgd(fast, grads, lr=lr)
+                fast = [p.requires_grad_() for p in fast]
+            if not any(params[n].requires_grad and not params[n].is_leaf for n in names):
+                return {n: p.detach() for n, p in zip(names, fast)}
+            return {n: params[n] + (p.data - params[n].data) for n, p in zip(names, fast)}
         for _ in range(steps):
             loss = ops.sum(self.task_losses(params, x, y))
-            # retain_graph: the query loss shares this graph's first nodes (theta_T), and
-            # first-order MAML still backpropagates through them afterwards.
-            grads = grad(loss, [params[n] for n in names], create_graph=create_graph,
-                         retain_graph=True)
+            # retain_graph: the query loss shares this graph's first nodes (theta_T).
+            grads = grad(loss, [params[n] for n in names], create_graph=True, retain_graph=True)
             new, _ = optim_f.sgd([params[n] for n in names], grads, lr=lr)
             params = dict(zip(names, new))
         return params
@@ -134,15 +145,11 @@ class MetaLearner:
         raise NotImplementedError
 
     def adapt_with(self, x, y, steps, lr):
-        """Plain (no meta-gradient) adaptation: ``steps`` inner SGD steps from theta."""
+        """Plain (no meta-gradient) adaptation: ``steps`` inner SGD steps from theta.
+        Each step builds the same small graph and frees it: cost and memory stay flat."""
         xs, ys, single = self._batched_input(x, y)
-        params = self.expand({n: p.detach() for n, p in self.init_params().items()}, xs.shape[0])
-        for _ in range(steps):
-            # Each step starts from detached leaves, so step k costs what step 1 costs and
-            # memory stays flat however many steps are taken.
-            params = {n: p.detach().requires_grad_() for n, p in params.items()}
-            params = self.inner_loop(params, xs, ys, 1, lr, create_graph=False)
-        params = {n: p.detach() for n, p in params.items()}
+        theta = self.expand({n: p.detach() for n, p in self.init_params().items()}, xs.shape[0])
+        params = self.inner_loop(theta, xs, ys, steps, lr, create_graph=False)
         return {n: p[0] for n, p in params.items()} if single else params
 
     def predict(self, params, x):
