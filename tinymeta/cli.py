@@ -212,6 +212,9 @@ def main(argv=None):
     if not getattr(args, "fn", None):
         parser.print_help()
         return 0
+    if args.command != "bench":  # the benchmarks choose their own thread counts
+        from .threads import limit_blas_threads
+        limit_blas_threads()
     try:
         return args.fn(args)
     except KeyboardInterrupt:

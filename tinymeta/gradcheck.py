@@ -71,30 +71,32 @@ def _numeric(fn, inputs, diff, eps):
     return jac
 
 
-def _compare(analytic, numeric, diff, names, atol, rtol, where):
+def _compare(analytic, numeric, diff, names, atol, rtol, where, out_names=None):
     for k, (arow, nrow) in enumerate(zip(analytic, numeric)):
         for m, (a, n) in enumerate(zip(arow, nrow)):
             bad = np.abs(a - n) > atol + rtol * np.abs(n)
             if bad.any() or not np.isfinite(a).all():
                 r, c = np.argwhere(bad | ~np.isfinite(a))[0]
+                out = out_names[k] if out_names else f"output {k}"
                 raise GradcheckError(
-                    f"{where}: the derivative of output {k} element {r} w.r.t. "
+                    f"{where}: the derivative of {out} element {r} w.r.t. "
                     f"{names[diff[m]]} element {c} is wrong: analytic {a[r, c]:.8g}, numeric "
                     f"{n[r, c]:.8g} (difference {abs(a[r, c] - n[r, c]):.3g} > atol + rtol*|numeric| "
                     f"= {atol + rtol * abs(n[r, c]):.3g}); {int(bad.sum())} of {bad.size} entries "
                     "of this Jacobian block disagree")
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, _names=None):
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, _names=None,
+              _out_names=None, _where="gradcheck"):
     """True if ``fn``'s backward agrees with finite differences at ``inputs``; otherwise
     raises ``GradcheckError`` naming the input, the element, the analytic and numeric values."""
     inputs = _as_tuple(inputs)
-    diff = _diff_inputs(inputs, "gradcheck")
+    diff = _diff_inputs(inputs, _where)
     names = _names or [f"input {i} (shape {np.shape(x.data) if type(x) is Tensor else ()})"
                        for i, x in enumerate(inputs)]
     try:
         _compare(_analytic(fn, inputs, diff), _numeric(fn, inputs, diff, eps), diff, names,
-                 atol, rtol, "gradcheck")
+                 atol, rtol, _where, _out_names)
     except GradcheckError:
         if raise_exception:
             raise
@@ -129,14 +131,16 @@ def _second_order_problem(fn, inputs, grad_outputs=None, seed=0):
     names = [f"input {i} (shape {np.shape(x.data) if type(x) is Tensor else ()})"
              for i, x in enumerate(inputs)]
     names += [f"grad_output {k} (shape {v.shape})" for k, v in enumerate(grad_outputs)]
-    return first_derivative, tuple(inputs) + tuple(grad_outputs), names
+    out_names = [f"the first derivative (v^T J) w.r.t. {names[i]}" for i in diff]
+    return first_derivative, tuple(inputs) + tuple(grad_outputs), names, out_names
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
                   raise_exception=True, seed=0):
     """Check second derivatives: gradcheck of (inputs, v) -> grad(fn(inputs), inputs, v)."""
-    first, args, names = _second_order_problem(fn, inputs, grad_outputs, seed)
-    return gradcheck(first, args, eps, atol, rtol, raise_exception, _names=names)
+    first, args, names, out_names = _second_order_problem(fn, inputs, grad_outputs, seed)
+    return gradcheck(first, args, eps, atol, rtol, raise_exception, _names=names,
+                     _out_names=out_names, _where="gradgradcheck (second derivatives)")
 
 
 def max_error(fn, inputs, eps=1e-6, order=1):
@@ -144,7 +148,7 @@ def max_error(fn, inputs, eps=1e-6, order=1):
     Jacobian of the first derivative (order=2)."""
     inputs = _as_tuple(inputs)
     if order == 2:
-        fn, inputs, _ = _second_order_problem(fn, inputs)
+        fn, inputs, _, _ = _second_order_problem(fn, inputs)
     diff = _diff_inputs(inputs, "max_error")
     a, n = _analytic(fn, inputs, diff), _numeric(fn, inputs, diff, eps)
     return max((float(np.max(np.abs(x - y))) if x.size else 0.0)

@@ -316,10 +316,15 @@ tanh_backward = defop("tanh_backward", kernels.tanh_backward,
 tanh = defop("tanh", np.tanh, lambda g, o, a: tanh_backward(g, o))
 
 
+def _float_like(result, x):
+    """Keep a float input's dtype (float32 stays float32); integers promote as in NumPy."""
+    return result.astype(x.dtype, copy=False) if x.dtype.kind == "f" else result
+
+
 def _sigmoid_fwd(x):
     # exp of a non-positive number only: no overflow for logits of +-1e4.
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    return _float_like(np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)), x)
 
 
 sigmoid_backward = defop("sigmoid_backward", kernels.sigmoid_backward,
@@ -335,7 +340,7 @@ relu = defop("relu", kernels.relu, lambda g, o, a: relu_backward(g, o))
 
 
 def _leaky_fwd(x, negative_slope=0.01):
-    return np.where(x > 0, x, x * negative_slope).astype(x.dtype, copy=False)
+    return _float_like(np.where(x > 0, x, x * negative_slope), x)
 
 
 _leaky_relu = defop("leaky_relu", _leaky_fwd,
@@ -344,7 +349,7 @@ _leaky_relu = defop("leaky_relu", _leaky_fwd,
 
 
 def _softplus_fwd(x):
-    return np.logaddexp(0.0, x).astype(x.dtype, copy=False)
+    return _float_like(np.logaddexp(0.0, x), x)
 
 
 def leaky_relu(x, negative_slope=0.01):

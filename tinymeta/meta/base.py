@@ -11,7 +11,7 @@ gradients flow back to theta through the broadcast (summed over tasks).
 import numpy as np
 
 from .. import ops
-from ..engine import Tensor, grad, no_grad
+from ..engine import Tensor, enable_grad, grad, no_grad
 from ..errors import ArgumentError, ShapeError
 from ..nn import functional as F
 from ..nn.module import Module, functional_call
@@ -110,6 +110,10 @@ class MetaLearner:
         order); without, the result is first order: phi = theta + (a constant update), so
         gradients reach theta through the identity and memory does not grow with steps."""
         names = list(params)
+        with enable_grad():  # adaptation is gradient descent, even when called in no_grad
+            return self._inner_loop(params, names, x, y, steps, lr, create_graph)
+
+    def _inner_loop(self, params, names, x, y, steps, lr, create_graph):
         if not create_graph:
             fast = [params[n].detach().requires_grad_() for n in names]
             for _ in range(steps):

@@ -31,8 +31,10 @@ def evaluate(learner, tasks, n_tasks=1000, steps=(0, 1, 10), rng=0, k_query=None
         kw = {"k_query": k_query} if k_query is not None else {}
         batch = tasks.sample(n, rng, **kw)
         for s in steps:
-            params = learner.adapt(batch.x_support, batch.y_support, steps=s)
-            with no_grad():
+            # A diverging adaptation is a result to report (inf), not a flood of warnings.
+            with np.errstate(over="ignore", invalid="ignore"):
+                params = learner.adapt(batch.x_support, batch.y_support, steps=s)
+            with no_grad(), np.errstate(over="ignore", invalid="ignore"):
                 xq, yq, _ = learner._batched_input(batch.x_query, batch.y_query)
                 out = learner.predict(params, xq)
                 per[s]["loss"].extend(learner._task_loss(out, yq).data.tolist())
