@@ -15,6 +15,9 @@ def Parameter(data, dtype=None):  # noqa: N802 (reads like PyTorch's class)
     return t.requires_grad_(True)
 
 
+_structure = [0]  # bumped whenever any module gains or loses a parameter or sub-module
+
+
 class Module:
     """Base class: assign Tensors requiring grad and sub-Modules as attributes; define
     ``forward``. Parameters are named by attribute path (``"0.weight"``)."""
@@ -28,12 +31,17 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() in __init__ "
                                  "before assigning parameters or sub-modules")
+        registered = name in self._parameters or name in self._modules
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Tensor) and value.requires_grad and value.is_leaf:
             self._parameters[name] = value
+            registered = True
         elif isinstance(value, Module):
             self._modules[name] = value
+            registered = True
+        if registered:
+            _structure[0] += 1
         object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):
@@ -115,15 +123,15 @@ def functional_call(module, params, *args, **kwargs):
     its own parameters, without changing the module. Parameters not named keep their
     value. The tensors may carry a leading task axis (a meta-batch of weights): layers
     that use ``tm.linear`` broadcast over it."""
-    own = dict(module.named_parameters())
-    unknown = [k for k in params if k not in own]
+    slots = _slots(module)
+    unknown = [k for k in params if k not in slots]
     if unknown:
         raise ArgumentError(f"functional_call: {type(module).__name__} has no parameters named "
-                            f"{unknown}; its parameters are {list(own)}")
+                            f"{unknown}; its parameters are {list(slots)}")
     swapped = []
     try:
         for name, value in params.items():
-            owner, attr = _resolve(module, name)
+            owner, attr = slots[name]
             swapped.append((owner, attr, owner.__dict__[attr]))
             object.__setattr__(owner, attr, value)  # not via __setattr__: no registration
         return module(*args, **kwargs)
@@ -132,11 +140,21 @@ def functional_call(module, params, *args, **kwargs):
             object.__setattr__(owner, attr, value)
 
 
-def _resolve(module, name):
-    *path, attr = name.split(".")
-    for part in path:
-        module = module._modules[part]
-    return module, attr
+def _slots(module):
+    """name -> (owning module, attribute), cached until any module's structure changes
+    (a MAML iteration calls functional_call several times; walking the tree each time
+    showed up in profiles)."""
+    cache = module.__dict__.get("_slots_cache")
+    if cache is None or cache[0] != _structure[0]:
+        slots = {}
+        for name in (n for n, _ in module.named_parameters()):
+            owner, (*path, attr) = module, name.split(".")
+            for part in path:
+                owner = owner._modules[part]
+            slots[name] = (owner, attr)
+        cache = (_structure[0], slots)
+        object.__setattr__(module, "_slots_cache", cache)
+    return cache[1]
 
 
 def check_same_shape(a, b, where):
