@@ -321,20 +321,19 @@ def _wrap(data, node=None, vc=None):
 def _toposort(roots):
     """Tensors reachable from ``roots`` through ``requires_grad`` edges, newest first.
     Creation order is a topological order, so no recursion and no post-order bookkeeping:
-    collect, then sort (a chain of 100,000 ops is fine)."""
-    found, seen, stack = [], set(), list(roots)
-    leaves = []
+    collect, then sort (a chain of 100,000 ops is fine). Sets and dicts here hold tensors
+    themselves: they hash by identity (``__hash__ = object.__hash__``)."""
+    found, leaves, seen, stack = [], [], set(), list(roots)
     while stack:
         t = stack.pop()
-        k = id(t)
-        if k in seen:
+        if t in seen:
             continue
-        seen.add(k)
+        seen.add(t)
         node = t._node
         if node is None:
             leaves.append(t)
             continue
-        found.append((node.seq, k, t))
+        found.append((node.seq, t))
         ins = node.inputs
         if ins is None:
             raise GraphError(
@@ -342,10 +341,15 @@ def _toposort(roots):
                 "the first backward() released it to save memory; pass retain_graph=True to "
                 "that first call if you need to backward through the same graph again")
         for p in ins:
-            if type(p) is Tensor and p.requires_grad and id(p) not in seen:
+            if p is not None and type(p) is Tensor and p.requires_grad and p not in seen:
                 stack.append(p)
-    found.sort(reverse=True)
-    return [t for _, _, t in found] + leaves
+    found.sort(key=_first)
+    found.reverse()
+    return [t for _, t in found] + leaves
+
+
+def _first(pair):
+    return pair[0]
 
 
 def _check_versions(t, node):
@@ -364,25 +368,37 @@ def _check_versions(t, node):
 def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=None):
     """The backward pass shared by ``Tensor.backward`` and ``tm.grad``.
 
-    Returns a dict id(tensor) -> gradient for the tensors in ``inputs`` (when given),
+    Returns a dict tensor -> gradient for the tensors in ``inputs`` (when given),
     otherwise accumulates into ``.grad`` of every leaf reached."""
     from .ops import astype, sum_to  # ops import this module; the reverse import is deferred
 
     order = _toposort(roots)
-    needed = want = None
+    want = pruned = None
     if inputs is not None:
-        # Visit only tensors from which some input is reachable, and no further.
-        want = {id(t) for t in inputs}
+        # Visit only tensors from which some input is reachable, and no further; a node
+        # with an input that requires grad but leads to no input gets a narrower mask.
+        want = set(inputs)
         needed = set(want)
+        pruned = {}
         for t in reversed(order):  # oldest first: a node's inputs are decided before it
             node = t._node
-            if node is not None and id(t) not in needed:
-                if any(type(p) is Tensor and id(p) in needed for p in node.inputs):
-                    needed.add(id(t))
-        order = [t for t in order if id(t) in needed]
+            if node is None or t in needed:
+                continue
+            for p in node.inputs:
+                if type(p) is Tensor and p in needed:
+                    needed.add(t)
+                    break
+        order = [t for t in order if t in needed]
+        for t in order:
+            node = t._node
+            if node is not None:
+                need = node.need
+                mask = tuple(n and type(p) is Tensor and p in needed for p, n in zip(node.inputs, need))
+                if mask != need:
+                    pruned[node] = mask
     grads = {}
     for r, g in zip(roots, root_grads):
-        grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
+        grads[r] = grads[r] + g if r in grads else g
     results = {}
     anomaly = _mode.anomaly
     prev_mode = _mode.grad_enabled
@@ -393,12 +409,11 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
     errstate.__enter__()
     try:
         for t in order:
-            k = id(t)
-            g = grads.pop(k, None)
+            g = grads.pop(t, None)
             if g is None:
                 continue
-            if want is not None and k in want:
-                results[k] = g
+            if want is not None and t in want:
+                results[t] = g
             node = t._node
             if node is None:
                 if inputs is None:
@@ -407,9 +422,7 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
             if _mode.last_inplace >= node.seq:
                 _check_versions(t, node)
             ins = node.inputs
-            need = node.need
-            if needed is not None:
-                need = [n and id(p) in needed for p, n in zip(ins, need)]
+            need = node.need if not pruned else pruned.get(node, node.need)
             gins = node.op.backward(g, t, ins, need, node.kwargs)
             if hook is not None:
                 hook(t, node, g, gins)
@@ -430,9 +443,8 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
                         f"the gradient of its input {i} (shape {p.shape}); the forward value "
                         f"there has range [{np.nanmin(pd) if pd.size else 0}, "
                         f"{np.nanmax(pd) if pd.size else 0}]")
-                pk = id(p)
-                prev = grads.get(pk)
-                grads[pk] = gi if prev is None else prev + gi
+                prev = grads.get(p)
+                grads[p] = gi if prev is None else prev + gi
             if not retain_graph:
                 node.inputs = None  # free what the graph saved, as soon as it is used
     finally:
@@ -495,7 +507,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     found = _run_backward(roots, seeds, inputs, retain, create_graph) if roots else {}
     result = []
     for i, x in enumerate(inputs):
-        g = found.get(id(x))
+        g = found.get(x)
         if g is None and not allow_unused:
             raise GraphError(
                 f"grad: input {i} (shape {x.shape}) was not used to compute the outputs, so it has "
