@@ -400,6 +400,7 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
     for r, g in zip(roots, root_grads):
         grads[r] = grads[r] + g if r in grads else g
     results = {}
+    given = set()  # gradients already handed to a leaf: a second leaf gets its own copy
     anomaly = _mode.anomaly
     prev_mode = _mode.grad_enabled
     _mode.grad_enabled = create_graph
@@ -417,7 +418,18 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
             node = t._node
             if node is None:
                 if inputs is None:
-                    t.grad = g if t.grad is None else t.grad + g
+                    if t.grad is not None:
+                        t.grad = t.grad + g
+                    elif create_graph:
+                        t.grad = g
+                    else:
+                        # .grad is the leaf's own writable buffer, as in PyTorch: never a
+                        # read-only broadcast view, never shared with another leaf.
+                        gd = g.data
+                        if g in given or not (gd.flags.owndata and gd.flags.writeable):
+                            g = _wrap(np.array(gd))
+                        given.add(g)
+                        t.grad = g
                 continue
             if _mode.last_inplace >= node.seq:
                 _check_versions(t, node)

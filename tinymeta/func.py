@@ -72,27 +72,33 @@ def vjp(f, *primals):
 
 
 def jacobian(f, argnums=0):
-    """``jacobian(f)(*args)``: array of shape out.shape + arg.shape (a tuple for several argnums)."""
+    """``jacobian(f)(*args)``: shape out.shape + arg.shape; a tuple for several argnums, and
+    for a tuple of outputs a tuple of those (so ``hessian(f, (0, 1))`` gives ((H00, H01), (H10, H11)))."""
     def run(*args):
         with _EnableGrad():
             args, nums, nested = _prep(args, argnums)
-            y = f(*args)
+            out = f(*args)
             xs = [args[i] for i in nums]
-            rows = [[] for _ in xs]
-            for j in range(y.size):
-                seed = np.zeros(y.shape, dtype=y.dtype)
-                seed.flat[j] = 1.0
-                gs = (_grad(y, xs, grad_outputs=[_wrap(seed)], retain_graph=True,
-                            create_graph=nested, allow_unused=True)
-                      if y.requires_grad else [None] * len(xs))
-                for r, g in zip(rows, _zeros_if_none(gs, xs)):
-                    r.append(g)
-            jacs = [reshape(stack(r), y.shape + x.shape) if r else _wrap(np.zeros(y.shape + x.shape))
-                    for r, x in zip(rows, xs)]
+            blocks = [_jacobian_blocks(y, xs, nested) for y in (out if isinstance(out, tuple) else (out,))]
         if not nested:
-            jacs = [j.detach() for j in jacs]
-        return jacs[0] if isinstance(argnums, int) else tuple(jacs)
+            blocks = [[j.detach() for j in b] for b in blocks]
+        blocks = [b[0] if isinstance(argnums, int) else tuple(b) for b in blocks]
+        return tuple(blocks) if isinstance(out, tuple) else blocks[0]
     return run
+
+
+def _jacobian_blocks(y, xs, nested):
+    """d y / d x for each x: arrays of shape y.shape + x.shape, one backward per element of y."""
+    rows = [[] for _ in xs]
+    for j in range(y.size):
+        seed = np.zeros(y.shape, dtype=y.dtype)
+        seed.flat[j] = 1.0
+        gs = (_grad(y, xs, grad_outputs=[_wrap(seed)], retain_graph=True, create_graph=nested,
+                    allow_unused=True) if y.requires_grad else [None] * len(xs))
+        for r, g in zip(rows, _zeros_if_none(gs, xs)):
+            r.append(g)
+    return [reshape(stack(r), y.shape + x.shape) if r else _wrap(np.zeros(y.shape + x.shape))
+            for r, x in zip(rows, xs)]
 
 
 def hessian(f, argnums=0):

@@ -190,9 +190,14 @@ neg = defop("neg", np.negative, lambda g, o, a: -g)
 
 def _pow_vjp_a(g, o, a, b):
     if type(b) is not Tensor and np.ndim(b) == 0:
+        # Exact small exponents get exact rules: b * a**(b-1) would compute 0 * inf = NaN
+        # at a = 0 for b = 0, and its own derivative would for b = 1.
+        if b == 0:
+            return _zeros_like(a)
+        if b == 1:
+            return g
         if b == 2:
             return g * 2.0 * a
-        return g * b * a ** (b - 1)
     return g * b * a ** (b - 1)
 
 
@@ -490,7 +495,7 @@ def _lse_fwd(x, axis=None, keepdims=False):
 _logsumexp = defop("logsumexp", _lse_fwd,
                   lambda g, o, a, axis=None, keepdims=False:
                   reshape(g, _keepdims_shape(a.shape, axis))
-                  * exp(a - reshape(o, _keepdims_shape(a.shape, axis))))
+                  * exp(a - where(np.isfinite(o.data), o, 0.0).reshape(_keepdims_shape(a.shape, axis))))
 
 
 def _softmax_fwd(x, axis=-1):
@@ -610,8 +615,11 @@ sum_to = defop("sum_to", _sum_to_fwd, lambda g, o, a, shape: _broadcast_to(g, sh
 
 
 def expand(x, *shape):
+    """PyTorch's expand: -1 keeps a dimension's size."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return broadcast_to(x, tuple(shape))
+    lead = len(shape) - np.ndim(_data(x))
+    shape = tuple(np.shape(_data(x))[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
+    return broadcast_to(x, shape)
 
 
 def squeeze(x, axis=None):

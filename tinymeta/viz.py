@@ -19,11 +19,15 @@ def _walk(root):
     return order
 
 
+def _esc(text):
+    return str(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _label(t):
     if t._node is not None:
         freed = " (freed)" if t._node.inputs is None else ""
         return f"{t._node.op.name}{freed}\\n{t.shape}"
-    kind = t.name or ("param" if t.requires_grad else "const")
+    kind = _esc(t.name) if t.name else ("param" if t.requires_grad else "const")
     g = f"\\n|grad|={np.linalg.norm(t.grad.data):.4g}" if t.grad is not None else ""
     return f"{kind}\\n{t.shape}{g}"
 
