@@ -22,8 +22,8 @@ from .function import Function
 from .gradcheck import gradcheck, gradgradcheck
 from .ops import (abs, add, astype, broadcast_to, clip, concatenate, cos, div, exp, expand,
                   flatten, leaky_relu, linear, log, log_softmax, logsumexp, matmul, max, maximum,
-                  mean, min, minimum, mul, neg, pow, relu, reshape, sigmoid, sin, softmax,
-                  softmax_cross_entropy, softplus, sqrt, squeeze, stack, sub, sum, tanh, transpose,
+                  mean, min, minimum, mse, mul, neg, pow, relu, reshape, sigmoid, sin, softmax,
+                  softmax_cross_entropy, softplus, sqrt, squeeze, stack, sub, sub_scaled, sum, tanh, transpose,
                   unsqueeze, var, where)
 from . import func, linalg, viz  # noqa: E402  (they build on the names above)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import kernels
 from .engine import Node, Tensor, _mode, _wrap
-from .errors import DTypeError, IndexError_, ShapeError, TinymetaError
+from .errors import ArgumentError, DTypeError, IndexError_, ShapeError, TinymetaError
 
 # ----------------------------------------------------------------------------- machinery
 
@@ -156,10 +156,11 @@ def _as_array(x):
 
 def defop(name, forward, *vjps, view=False, arity=None, reads_inputs=True):
     op = Op(name, forward, vjps, view, reads_inputs)
-    n = len(vjps) if arity is None else arity
-    if n == 1:
+    # The fast paths take no keyword arguments; an explicit arity asks for the general one.
+    n = len(vjps)
+    if arity is None and n == 1:
         return _unary(op)
-    if n == 2 and not view:
+    if arity is None and n == 2 and not view:
         return _binary(op)
     fn = lambda *args, **kwargs: apply(op, *args, **kwargs)  # noqa: E731
     fn.op = op
@@ -266,21 +267,31 @@ def _matmul_vjp_a(g, o, a, b):
     if b.ndim == 1:
         return unsqueeze(g, -1) * b
     if a.ndim == 1:
-        return squeeze(unsqueeze(g, -2) @ _swap(b), -2)
-    return g @ _swap(b)
+        return squeeze(matmul_nt(unsqueeze(g, -2), b), -2)
+    return matmul_nt(g, b)
 
 
 def _matmul_vjp_b(g, o, a, b):
     if a.ndim == 1 and b.ndim == 1:
         return g * a
     if b.ndim == 1:
-        return squeeze(_swap(a) @ unsqueeze(g, -1), -1)
+        return squeeze(matmul_tn(a, unsqueeze(g, -1)), -1)
     if a.ndim == 1:
         return unsqueeze(a, -1) * unsqueeze(g, -2)
-    return _swap(a) @ g
+    return matmul_tn(a, g)
 
 
 matmul = defop("matmul", _matmul_fwd, _matmul_vjp_a, _matmul_vjp_b)
+
+# a @ b^T and a^T @ b (transposes of the last two axes) as primitives: every matmul and
+# linear rule needs one, and a separate transpose node each time cost more than the math.
+# Their rules are written in each other, so they are differentiable to any order too.
+matmul_nt = defop("matmul_nt", lambda a, b: _matmul_fwd(a, np.swapaxes(b, -1, -2)),
+                  lambda g, o, a, b: g @ b,
+                  lambda g, o, a, b: matmul_tn(g, a))
+matmul_tn = defop("matmul_tn", lambda a, b: _matmul_fwd(np.swapaxes(a, -1, -2), b),
+                  lambda g, o, a, b: matmul_nt(b, g),
+                  lambda g, o, a, b: a @ g)
 
 
 def _linear_fwd(x, w, b=None):
@@ -299,10 +310,38 @@ def _linear_vjp_b(g, o, x, w, b=None):
 
 # linear(x, W, b) = x @ W^T + b, PyTorch's layout: W is (out, in). Leading batch/task
 # dimensions broadcast, so one call runs a whole meta-batch of per-task weights.
-linear = defop("linear", _linear_fwd,
+_linear = defop("linear", _linear_fwd,
                lambda g, o, x, w, b=None: g @ w,
-               lambda g, o, x, w, b=None: unsqueeze(g, -1) * x if x.ndim == 1 else _swap(g) @ x,
+               lambda g, o, x, w, b=None: unsqueeze(g, -1) * x if x.ndim == 1 else matmul_tn(g, x),
                _linear_vjp_b, arity=3)
+
+
+def _linear_relu_fwd(x, w, b=None):
+    if w.ndim == 2 and x.ndim == 2 and x.flags.c_contiguous and w.dtype == x.dtype:
+        return kernels.bias_act(np.dot(x, w.T), b, "relu")  # one pass: bias and relu fused
+    return kernels.relu(_linear_fwd(x, w, b))
+
+
+class _LinearReLU(Op):
+    """relu(x @ W^T + b) as one node; its backward is relu's rule then linear's rules."""
+
+    def backward(self, g, out, inputs, need, kwargs):
+        gp = relu_backward(g, out)
+        return [vjp(gp, out, *inputs) if n else None for vjp, n in zip(_linear.op.vjps, need)]
+
+
+_linear_relu_op = _LinearReLU("linear_relu", _linear_relu_fwd, None)
+
+
+def linear(x, weight, bias=None, activation=None):
+    """x @ W^T + b (W: (out, in)); ``activation="relu"`` fuses the relu into the same node
+    and, for 2-D input, into the same pass over memory as the bias add."""
+    args = (x, weight) if bias is None else (x, weight, bias)
+    if activation is None:
+        return _linear(*args)
+    if activation == "relu":
+        return apply(_linear_relu_op, *args)
+    raise ArgumentError(f"linear: activation must be None or 'relu', got {activation!r}")
 
 # ----------------------------------------------------------------------------- elementwise math
 
@@ -417,7 +456,7 @@ def _sum_vjp(g, o, a, axis=None, keepdims=False):
 
 
 def _sum_fwd(x, axis=None, keepdims=False):
-    return np.sum(x, axis=axis, keepdims=keepdims)
+    return np.add.reduce(x, axis=axis, keepdims=keepdims)  # np.sum minus its Python wrapper
 
 
 _sum = defop("sum", _sum_fwd, _sum_vjp)
@@ -525,6 +564,38 @@ def log_softmax(x, axis=-1):
     return _log_softmax(x, axis=axis)
 
 
+def _mse_fwd(pred, target, axis=None):
+    d = pred - target
+    return np.mean(d * d, axis=axis)
+
+
+def _mse_vjp(g, o, pred, target, axis=None):
+    d = pred - target
+    n = d.size if axis is None else int(np.prod([d.shape[a] for a in axis]))
+    return reshape(g, _keepdims_shape(d.shape, axis)) * (2.0 / n) * d
+
+
+# Mean squared error over ``axis`` (all axes by default) in one node: the loss of every
+# regression task, computed once per inner step of a meta-learner.
+_mse = defop("mse", _mse_fwd, _mse_vjp, lambda g, o, p, t, axis=None: -_mse_vjp(g, o, p, t, axis),
+             arity=2)
+
+
+def mse(pred, target, axis=None):
+    return _mse(pred, target, axis=_norm_axis(axis))
+
+
+def _sub_scaled_fwd(p, lr, d):
+    return p - lr * d
+
+
+# p - lr * d, the SGD update, in one node; lr may be a tensor (a learned or tuned rate).
+sub_scaled = defop("sub_scaled", _sub_scaled_fwd,
+                   lambda g, o, p, lr, d: g,
+                   lambda g, o, p, lr, d: -(g * d),
+                   lambda g, o, p, lr, d: -(g * lr))
+
+
 def _xent_fwd(logits, labels):
     return kernels.softmax_xent(logits, np.asarray(labels))[0]
 
@@ -600,7 +671,7 @@ def _broadcast_fwd(x, shape):
 def _sum_to_fwd(x, shape):
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
-    out = np.sum(x, axis=axes, keepdims=True) if axes else x
+    out = np.add.reduce(x, axis=axes, keepdims=True) if axes else x
     return out.reshape(shape)
 
 

@@ -32,8 +32,7 @@ def _loss_fn(loss):
 def _mse_per_task(out, y):
     """Mean squared error of each task: (T, shots, d) -> (T,)."""
     F.check_same_shape(out, y, "mse")
-    d = out - y
-    return ops.mean(ops.reshape(d * d, (d.shape[0], -1)), axis=1)
+    return ops.mse(out, y, axis=tuple(range(1, out.ndim)))
 
 
 def _xent_per_task(logits, y):

@@ -32,6 +32,8 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002
     """Mean squared error; shapes must match exactly (no silent broadcasting)."""
     target = _t(target, input)
     check_same_shape(input, target, "mse_loss")
+    if reduction == "mean":
+        return ops.mse(input, target)  # one fused node
     d = input - target
     return _reduce(d * d, reduction, "mse_loss")
 

@@ -92,8 +92,17 @@ class Sequential(Module):
             setattr(self, str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            if type(m) is Linear and i + 1 < len(mods) and type(mods[i + 1]) is ReLU:
+                # Linear then ReLU runs as one fused op: one graph node, one pass over memory.
+                x = ops.linear(as_input(x, m.weight), m.weight, m.bias, activation="relu")
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def __getitem__(self, i):

@@ -8,7 +8,7 @@ per parameter. The stateful optimizers in ``optimizers.py`` run the same rules i
 through fused kernels; the tests hold the two to each other.
 """
 from ..engine import Tensor
-from ..ops import sqrt
+from ..ops import sqrt, sub_scaled
 
 
 def _off(value):
@@ -35,7 +35,7 @@ def sgd(params, grads, state=None, lr=0.01, momentum=0.0, dampening=0.0, nestero
             b = d if bufs is None else momentum * bufs[i] + (1 - dampening) * d
             new_bufs.append(b)
             d = d + momentum * b if nesterov else b
-        new_params.append(p - lrs[i] * d)
+        new_params.append(sub_scaled(p, lrs[i], d))
     return new_params, ({"momentum_buffer": new_bufs} if not _off(momentum) else {})
 
 
