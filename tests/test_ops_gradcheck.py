@@ -448,6 +448,36 @@ def test_softmax_cross_entropy(n, c, seed, label_dtype):
     check(lambda z: tm.softmax_cross_entropy(z, labels), [logits], ref)
 
 
+@SOME
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=seeds, per_task=st.booleans())
+def test_mse(shape, seed, per_task):
+    rng = np.random.default_rng(seed)
+    pred, target = rng.standard_normal(shape), rng.standard_normal(shape)
+    axis = tuple(range(1, len(shape))) if per_task and len(shape) > 1 else None
+    check(lambda p, t: tm.mse(p, t, axis=axis), [pred, target],
+          lambda p, t: np.mean((p - t) ** 2, axis=axis))
+
+
+@SOME
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=seeds,
+       lr_shape=st.sampled_from(["scalar", "full"]))
+def test_sub_scaled(shape, seed, lr_shape):
+    rng = np.random.default_rng(seed)
+    p, d = rng.standard_normal(shape), rng.standard_normal(shape)
+    lr = rng.random(() if lr_shape == "scalar" else tuple(shape)) + 0.1
+    check(tm.sub_scaled, [p, lr, d], lambda p, lr, d: p - lr * d)
+
+
+@SOME
+@given(b=st.integers(1, 2), n=st.integers(1, 3), k=st.integers(1, 3), m=st.integers(1, 3), seed=seeds)
+def test_matmul_nt_and_tn(b, n, k, m, seed):
+    rng = np.random.default_rng(seed)
+    check(tm.ops.matmul_nt, [rng.standard_normal((b, n, k)), rng.standard_normal((m, k))],
+          lambda x, y: x @ np.swapaxes(y, -1, -2))
+    check(tm.ops.matmul_tn, [rng.standard_normal((b, k, n)), rng.standard_normal((k, m))],
+          lambda x, y: np.swapaxes(x, -1, -2) @ y)
+
+
 def test_softmax_cross_entropy_int_tensor_labels():
     logits = np.random.default_rng(0).standard_normal((3, 4))
     labels = tm.tensor([3, 0, 0])
@@ -816,7 +846,7 @@ COVERED = {"add", "sub", "mul", "div", "neg", "pow", "matmul", "linear", "exp", 
            "sin", "cos", "tanh", "sigmoid", "relu", "leaky_relu", "softplus", "clip", "maximum",
            "minimum", "where", "sum", "mean", "max", "min", "var", "logsumexp", "softmax",
            "log_softmax", "softmax_cross_entropy", "reshape", "transpose", "broadcast_to", "expand",
-           "squeeze", "unsqueeze", "flatten", "concatenate", "stack", "astype"}
+           "squeeze", "unsqueeze", "flatten", "concatenate", "stack", "astype", "mse", "sub_scaled"}
 
 
 def test_every_exported_op_is_covered_here():
