@@ -12,7 +12,6 @@ Rules may return gradients in the broadcast shape; the engine sums them back to 
 input's shape in one place (``sum_to``). Derived ops (``mean``, ``stack``, ``squeeze``...)
 are plain compositions of primitives and need no rule at all.
 """
-import builtins
 
 import numpy as np
 

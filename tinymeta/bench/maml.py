@@ -54,7 +54,7 @@ def _fwd_bwd(ps, x, y, per_task, scale):
     """Batched over tasks: forward of the MLP and the gradient of scale * sum_i mse_i
     with respect to the parameters. ``per_task``: the parameters carry a task axis."""
     W1, b1, W2, b2, W3, b3 = ps
-    T, K = x.shape[0], x.shape[1]
+    K = x.shape[1]
     if per_task:
         z1 = x * W1[:, None, :, 0] + b1[:, None, :]              # in = 1: an outer product
         a1 = np.maximum(z1, 0)

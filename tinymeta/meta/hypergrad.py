@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 
-from .. import ops
 from ..engine import Tensor, grad
 from ..errors import ArgumentError
 from ..nn.module import functional_call
