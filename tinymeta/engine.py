@@ -74,7 +74,10 @@ class detect_anomaly:
 
 
 def set_default_dtype(dtype):
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise DTypeError(f"set_default_dtype: {dtype!r} is not a dtype; use 'float32' or 'float64'") from exc
     if dt.kind != "f":
         raise DTypeError(f"set_default_dtype: the default dtype must be a float dtype, got {dt}; "
                          "use 'float32' or 'float64'")
@@ -152,7 +155,14 @@ class Tensor:
     _version = property(lambda self: self._vc[0])
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise DTypeError("len() of a 0-d tensor: it has no first axis; use .item()")
         return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise DTypeError("iteration over a 0-d tensor: it has no first axis; use .item()")
+        return (self[i] for i in range(len(self.data)))
 
     def numel(self):
         return self.data.size
@@ -189,6 +199,10 @@ class Tensor:
         return f"tensor({body}{extra}, dtype={self.dtype})"
 
     def __bool__(self):
+        if self.data.size != 1:
+            raise ShapeError(f"the truth value of a tensor with {self.data.size} elements (shape "
+                             f"{self.shape}) is ambiguous; use (t > 0).any() or .all() style "
+                             "reductions, or .item() for one element")
         return bool(self.data)
 
     def __float__(self):
@@ -205,6 +219,16 @@ class Tensor:
         backward([self], None if gradient is None else [gradient], retain_graph, create_graph)
 
     # -- in-place updates: allowed only where no gradient can be corrupted
+    def _write(self, what, fn, value):
+        """Run an in-place NumPy write; its errors become tinymeta's, naming the method."""
+        self._inplace(what, value)
+        try:
+            fn(self.data, _data(value))
+        except Exception as exc:
+            from .ops import _Named, _op_error
+            raise _op_error(_Named(what), (self, value), exc) from exc
+        return self
+
     def _inplace(self, what, value=None):
         if _mode.grad_enabled and type(value) is Tensor and value.requires_grad:
             raise InplaceError(
@@ -225,32 +249,24 @@ class Tensor:
         vc[1] = _mode.last_inplace = _mode.seq
 
     def zero_(self):
-        self._inplace("zero_")
-        self.data[...] = 0
-        return self
+        return self._write("zero_", _assign, 0)
 
     def fill_(self, value):
-        self._inplace("fill_")
-        self.data[...] = value
-        return self
+        return self._write("fill_", _assign, value)
 
     def copy_(self, other):
-        self._inplace("copy_", other)
-        self.data[...] = _data(other)
-        return self
+        return self._write("copy_", _assign, other)
 
     def add_(self, other, alpha=1.0):
-        self._inplace("add_", other)
-        self.data += alpha * _data(other) if alpha != 1.0 else _data(other)
-        return self
+        if alpha == 1.0:
+            return self._write("add_", np.ndarray.__iadd__, other)
+        return self._write("add_", lambda d, v: d.__iadd__(alpha * np.asarray(v)), other)
 
     def sub_(self, other, alpha=1.0):
         return self.add_(other, -alpha)
 
     def mul_(self, other):
-        self._inplace("mul_", other)
-        self.data *= _data(other)
-        return self
+        return self._write("mul_", np.ndarray.__imul__, other)
 
     def __iadd__(self, other):
         return self.add_(other)
@@ -262,17 +278,19 @@ class Tensor:
         return self.mul_(other)
 
     def __itruediv__(self, other):
-        self._inplace("div_", other)
-        self.data /= _data(other)
-        return self
+        return self._write("div_", np.ndarray.__itruediv__, other)
 
     def __setitem__(self, idx, value):
-        self._inplace("__setitem__", value)
-        self.data[_data(idx) if type(idx) is Tensor else idx] = _data(value)
+        key = _data(idx) if type(idx) is Tensor else idx
+        self._write("__setitem__", lambda d, v: d.__setitem__(key, v), value)
 
 
 def _data(x):
     return x.data if type(x) is Tensor else x
+
+
+def _assign(d, v):
+    d[...] = v
 
 
 _FORBIDDEN_KINDS = {"c": "complex", "O": "object", "U": "string", "S": "bytes", "V": "void",
@@ -281,7 +299,11 @@ _FORBIDDEN_KINDS = {"c": "complex", "O": "object", "U": "string", "S": "bytes", 
 
 def _to_array(data, dtype=None):
     if dtype is not None:
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as exc:
+            raise DTypeError(f"tensor: {dtype!r} is not a dtype NumPy understands; use e.g. "
+                             "'float32', 'float64' or 'int64'") from exc
     if isinstance(data, np.ndarray):
         arr = data if dtype is None or data.dtype == dtype else data.astype(dtype)
     else:
@@ -438,6 +460,8 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
             gins = node.op.backward(g, t, ins, need, node.kwargs)
             if hook is not None:
                 hook(t, node, g, gins)
+            if anomaly and any(gi is not None and not np.isfinite(_data(gi)).all() for gi in gins):
+                _raise_anomaly(order, node, t)
             for i, gi in enumerate(gins):
                 if gi is None or not need[i]:
                     continue
@@ -449,12 +473,6 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
                     gi = sum_to(gi, shape=pd.shape)  # the one place broadcasting is undone
                 if gd.dtype is not pd.dtype and gd.dtype != pd.dtype:
                     gi = astype(gi, dtype=pd.dtype)
-                if anomaly and not np.isfinite(gi.data).all():
-                    raise AnomalyError(
-                        f"detect_anomaly: the backward of op '{node.op.name}' produced NaN/inf in "
-                        f"the gradient of its input {i} (shape {p.shape}); the forward value "
-                        f"there has range [{np.nanmin(pd) if pd.size else 0}, "
-                        f"{np.nanmax(pd) if pd.size else 0}]")
                 prev = grads.get(p)
                 grads[p] = gi if prev is None else prev + gi
             if not retain_graph:
@@ -463,6 +481,32 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
         _mode.grad_enabled = prev_mode
         errstate.__exit__(None, None, None)
     return results
+
+
+def _raise_anomaly(order, node, t):
+    """Name the op to blame: the oldest op in the graph whose forward turned finite inputs
+    into NaN/inf, if any (NaN flows downstream, so the newest op only carries it); else the
+    op whose backward produced the non-finite gradient."""
+    culprit = None
+    for u in reversed(order):  # oldest first
+        n = u._node
+        if n is None or n.inputs is None or np.isfinite(u.data).all():
+            continue
+        if all(np.isfinite(_data(p)).all() for p in n.inputs
+               if type(p) is Tensor or isinstance(p, np.ndarray)):
+            culprit = u
+            break
+    if culprit is not None:
+        d = culprit.data
+        raise AnomalyError(
+            f"detect_anomaly: op '{culprit._node.op.name}' (output shape {culprit.shape}) turned "
+            f"finite inputs into {int(np.isnan(d).sum())} NaN and {int(np.isinf(d).sum())} inf "
+            f"values; every gradient that flows through it is non-finite. Check that op's inputs "
+            f"(log/sqrt of negatives, division by zero, overflow)")
+    raise AnomalyError(
+        f"detect_anomaly: the backward of op '{node.op.name}' (output shape {t.shape}) produced "
+        "NaN/inf gradients from finite values; its derivative is infinite there (e.g. sqrt or "
+        "log at 0)")
 
 
 def _seed_grads(outputs, grad_outputs, where):
@@ -477,7 +521,12 @@ def _seed_grads(outputs, grad_outputs, where):
                     "the final result w.r.t. it (y.backward(gradient=...) / grad_outputs=...)")
             g = _wrap(np.ones_like(y.data))
         else:
-            g = g if type(g) is Tensor else _wrap(np.asarray(g, dtype=y.dtype))
+            if type(g) is not Tensor:
+                try:
+                    g = _wrap(np.asarray(g, dtype=y.dtype))
+                except (TypeError, ValueError) as exc:
+                    raise DTypeError(f"{where}: the gradient for output {i} must be a Tensor or an "
+                                     f"array of numbers, got {type(g).__name__}") from exc
             if g.shape != y.shape:
                 raise ShapeError(f"{where}: the gradient for output {i} has shape {g.shape} but the "
                                  f"output has shape {y.shape}; they must match")
@@ -485,9 +534,20 @@ def _seed_grads(outputs, grad_outputs, where):
     return seeds
 
 
+def _tensor_list(xs, where, what):
+    xs = [xs] if type(xs) is Tensor else xs
+    if not isinstance(xs, (list, tuple)) or not all(type(x) is Tensor for x in xs):
+        raise DTypeError(f"{where}: {what} must be a Tensor or a list/tuple of Tensors, got "
+                         f"{type(xs).__name__}")
+    return list(xs)
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on."""
-    tensors = [tensors] if type(tensors) is Tensor else list(tensors)
+    tensors = _tensor_list(tensors, "backward", "the outputs")
+    if grad_tensors is not None and (type(grad_tensors) is Tensor or
+                                     not isinstance(grad_tensors, (list, tuple))):
+        grad_tensors = [grad_tensors]
     for y in tensors:
         if not y.requires_grad:
             raise GraphError(
@@ -502,9 +562,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=False):
     """Gradients of ``outputs`` w.r.t. ``inputs``, returned (not accumulated), as in
     ``torch.autograd.grad``. With ``create_graph=True`` the results can be differentiated again."""
-    single = type(inputs) is Tensor
-    inputs = [inputs] if single else list(inputs)
-    outputs = [outputs] if type(outputs) is Tensor else list(outputs)
+    inputs = _tensor_list(inputs, "grad", "inputs")
+    outputs = _tensor_list(outputs, "grad", "outputs")
     if grad_outputs is not None and type(grad_outputs) is not list and type(grad_outputs) is not tuple:
         grad_outputs = [grad_outputs]
     for i, x in enumerate(inputs):

@@ -5,7 +5,7 @@ because each one builds a graph when it is called inside another.
 import numpy as np
 
 from .engine import Tensor, _mode, _wrap, grad as _grad
-from .errors import GraphError
+from .errors import DTypeError, GraphError, ShapeError
 from .ops import reshape, stack, sum
 
 
@@ -25,6 +25,13 @@ def _prep(args, argnums):
             a.requires_grad_()
             args[i] = a
     return args, nums, nested
+
+
+def _check_out(y, where):
+    if type(y) is not Tensor:
+        raise DTypeError(f"{where}: f must return a Tensor (built from its arguments with tinymeta "
+                         f"ops), got {type(y).__name__}")
+    return y
 
 
 def _zeros_if_none(gs, xs):
@@ -59,7 +66,7 @@ def vjp(f, *primals):
     """``out, vjp_fn = vjp(f, *primals)``; ``vjp_fn(v)`` returns v^T J for every primal."""
     with _EnableGrad():
         args, nums, nested = _prep(primals, tuple(range(len(primals))))
-        out = f(*args)
+        out = _check_out(f(*args), "vjp")
 
     def vjp_fn(v):
         with _EnableGrad():
@@ -78,6 +85,8 @@ def jacobian(f, argnums=0):
         with _EnableGrad():
             args, nums, nested = _prep(args, argnums)
             out = f(*args)
+            for y in (out if isinstance(out, tuple) else (out,)):
+                _check_out(y, "jacobian")
             xs = [args[i] for i in nums]
             blocks = [_jacobian_blocks(y, xs, nested) for y in (out if isinstance(out, tuple) else (out,))]
         if not nested:
@@ -114,7 +123,9 @@ def hvp(f, primals, tangents):
     tangents = (tangents,) if not isinstance(tangents, (tuple, list)) else tuple(tangents)
     with _EnableGrad():
         args, nums, nested = _prep(primals, tuple(range(len(primals))))
-        y = f(*args)
+        y = _check_out(f(*args), "hvp")
+        if y.size != 1:
+            raise ShapeError(f"hvp: f must return a scalar, got shape {y.shape}")
         gs = _zeros_if_none(_grad(y, args, create_graph=True, allow_unused=True), args)
         dot = None
         for g, v in zip(gs, tangents):

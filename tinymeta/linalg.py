@@ -5,7 +5,7 @@ higher derivatives flow through a solve (what closed-form meta-learners like R2-
 """
 import numpy as np
 
-from .errors import ShapeError
+from .errors import ArgumentError, ShapeError
 from .ops import _swap, defop, matmul, squeeze, unsqueeze
 
 
@@ -71,6 +71,10 @@ def _pinv_vjp(g, p, a):
 def _pinv_fwd(a):
     if a.ndim < 2:
         raise ShapeError(f"pinv: needs matrices (..., m, n), got shape {a.shape}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        # LAPACK's SVD can loop forever on inf/NaN: refuse instead of hanging.
+        raise ArgumentError(f"pinv: the matrix (shape {a.shape}) contains NaN or inf; it has no "
+                            "pseudo-inverse")
     return np.linalg.pinv(a)
 
 

@@ -13,6 +13,9 @@ input's shape in one place (``sum_to``). Derived ops (``mean``, ``stack``, ``squ
 are plain compositions of primitives and need no rule at all.
 """
 
+import functools
+import operator
+
 import numpy as np
 
 from . import kernels
@@ -52,7 +55,12 @@ _NEED1 = (True,)
 
 
 def _shapes(args):
-    return ", ".join(str(np.shape(a.data if type(a) is Tensor else a)) for a in args)
+    def one(a):
+        try:
+            return str(np.shape(a.data if type(a) is Tensor else a))
+        except Exception:  # a ragged list has no shape; say what it is instead
+            return type(a).__name__
+    return ", ".join(one(a) for a in args)
 
 
 def _op_error(op, args, exc):
@@ -71,10 +79,47 @@ def _op_error(op, args, exc):
         return ShapeError(f"{op.name}: {msg} (input shapes {shapes})")
     if isinstance(exc, IndexError):
         return IndexError_(f"{op.name}: {msg} (tensor shape {shapes})")
-    if isinstance(exc, TypeError):
+    if isinstance(exc, (TypeError, AttributeError)):
         dtypes = ", ".join(str(getattr(a, "dtype", type(a).__name__)) for a in args)
-        return DTypeError(f"{op.name}: {msg} (input dtypes {dtypes})")
+        return DTypeError(f"{op.name}: {msg} (argument types/dtypes {dtypes})")
+    if isinstance(exc, (ZeroDivisionError, OverflowError)):
+        return ArgumentError(f"{op.name}: {msg} (input shapes {shapes})")
     return TinymetaError(f"{op.name}: {type(exc).__name__}: {msg} (input shapes {shapes})")
+
+
+class _Named:
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+
+def guard(fn):
+    """For public entry points whose argument handling runs before an op's own guarded
+    forward: a bare NumPy/Python error becomes the matching tinymeta error, naming the
+    function and its inputs. (The hot binary/unary paths need no wrapper.)"""
+    named = _Named(fn.__name__)
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TinymetaError:
+            raise
+        except (ValueError, TypeError, IndexError, AttributeError, KeyError, ZeroDivisionError,
+                OverflowError) as exc:
+            raise _op_error(named, args, exc) from exc
+    return run
+
+
+_BAD_KINDS = frozenset("cOUSVMm")
+
+
+def _check_result(op, out, args):
+    """Constants (raw NumPy arrays) can carry complex/object/string dtypes into an op."""
+    if out.dtype.kind in _BAD_KINDS:
+        raise DTypeError(f"{op.name}: the result would have dtype {out.dtype}; tinymeta tensors hold "
+                         f"bool, integer or floating-point numbers (input shapes {_shapes(args)})")
 
 
 def _finish(op, out, args, kwargs, track, first):
@@ -102,6 +147,7 @@ def apply(op, *args, **kwargs):
         raise _op_error(op, args, exc) from exc
     if type(out) is not np.ndarray:
         out = np.asarray(out)
+    _check_result(op, out, args)
     return _finish(op, out, args, kwargs, track, args[0] if args else None)
 
 
@@ -117,6 +163,8 @@ def _binary(op):
             raise _op_error(op, (a, b), exc) from exc
         if type(out) is not np.ndarray:
             out = np.asarray(out)
+        if not (ta and tb):
+            _check_result(op, out, (a, b))
         na, nb = ta and a.requires_grad, tb and b.requires_grad
         if (na or nb) and _mode.grad_enabled:
             if light:
@@ -332,6 +380,7 @@ class _LinearReLU(Op):
 _linear_relu_op = _LinearReLU("linear_relu", _linear_relu_fwd, None)
 
 
+@guard
 def linear(x, weight, bias=None, activation=None):
     """x @ W^T + b (W: (out, in)); ``activation="relu"`` fuses the relu into the same node
     and, for 2-D input, into the same pass over memory as the bias add."""
@@ -365,6 +414,8 @@ def _float_like(result, x):
 
 
 def _sigmoid_fwd(x):
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)  # -abs(x) of unsigned integers would wrap around
     # exp of a non-positive number only: no overflow for logits of +-1e4.
     e = np.exp(-np.abs(x))
     return _float_like(np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)), x)
@@ -395,6 +446,7 @@ def _softplus_fwd(x):
     return _float_like(np.logaddexp(0.0, x), x)
 
 
+@guard
 def leaky_relu(x, negative_slope=0.01):
     return _leaky_relu(x, negative_slope=float(negative_slope))
 
@@ -411,6 +463,7 @@ _clip = defop("clip", _clip_fwd,
              g * ((a.data >= (-np.inf if min is None else min))
                   & (a.data <= (np.inf if max is None else max))).astype(a.dtype))
 
+@guard
 def clip(x, min=None, max=None):  # noqa: A002
     return _clip(x, min=min, max=max)
 
@@ -425,16 +478,21 @@ minimum = defop("minimum", np.minimum,
 
 
 def _astype_fwd(x, dtype):
+    if np.dtype(dtype).kind in _BAD_KINDS:
+        raise DTypeError(f"astype: tinymeta tensors hold bool, integer or floating-point numbers, "
+                         f"not {np.dtype(dtype)}")
     return x.astype(dtype)
 
 
 _astype = defop("astype", _astype_fwd, lambda g, o, a, dtype: _astype(g, dtype=a.dtype))
 
 
+@guard
 def astype(x, dtype):
     return _astype(x, dtype=np.dtype(dtype))
 
 
+@guard
 def where(condition, x, y):
     """``x`` where ``condition`` holds, else ``y``; the condition is not differentiated."""
     return _where(np.asarray(_data(condition), dtype=bool), x, y)
@@ -465,6 +523,7 @@ def _norm_axis(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
+@guard
 def sum(x, axis=None, keepdims=False):  # noqa: A001
     return _sum(x, axis=_norm_axis(axis), keepdims=keepdims)
 
@@ -492,14 +551,17 @@ _max = defop("max", _max_fwd, _extreme_vjp)
 _min = defop("min", _min_fwd, _extreme_vjp)
 
 
+@guard
 def max(x, axis=None, keepdims=False):  # noqa: A001
     return _max(x, axis=_norm_axis(axis), keepdims=keepdims)
 
 
+@guard
 def min(x, axis=None, keepdims=False):  # noqa: A001
     return _min(x, axis=_norm_axis(axis), keepdims=keepdims)
 
 
+@guard
 def mean(x, axis=None, keepdims=False):
     """Derived: the sum divided by the number of elements summed."""
     x = x if type(x) is Tensor else _wrap(_as_array(x))
@@ -507,12 +569,15 @@ def mean(x, axis=None, keepdims=False):
     return sum(x, axis=axis, keepdims=keepdims) * (1.0 / n if n else np.nan)
 
 
+@guard
 def var(x, axis=None, keepdims=False, ddof=0):
     """Derived: mean squared deviation."""
     axis = _norm_axis(axis)
-    d = x - mean(x, axis=axis, keepdims=True)
+    x = x if type(x) is Tensor else _wrap(_as_array(x))
     n = x.size if axis is None else int(np.prod([x.shape[a] for a in _axes(axis, x.ndim)]))
-    return sum(d * d, axis=axis, keepdims=keepdims) * (1.0 / (n - ddof))
+    d = x - mean(x, axis=axis, keepdims=True)
+    # No degrees of freedom left (ddof >= n, or no values): NaN, as NumPy gives.
+    return sum(d * d, axis=axis, keepdims=keepdims) * (1.0 / (n - ddof) if n - ddof > 0 else np.nan)
 
 
 def _axes(axis, ndim):
@@ -545,6 +610,7 @@ def _log_softmax_fwd(x, axis=-1):
     return x - _lse_fwd(x, axis=axis, keepdims=True)
 
 
+@guard
 def logsumexp(x, axis=None, keepdims=False):
     return _logsumexp(x, axis=_norm_axis(axis), keepdims=keepdims)
 
@@ -555,10 +621,12 @@ _log_softmax = defop("log_softmax", _log_softmax_fwd,
                      lambda g, o, a, axis=-1: g - exp(o) * sum(g, axis=axis, keepdims=True))
 
 
+@guard
 def softmax(x, axis=-1):
     return _softmax(x, axis=axis)
 
 
+@guard
 def log_softmax(x, axis=-1):
     return _log_softmax(x, axis=axis)
 
@@ -571,7 +639,7 @@ def _mse_fwd(pred, target, axis=None):
 def _mse_vjp(g, o, pred, target, axis=None):
     d = pred - target
     n = d.size if axis is None else int(np.prod([d.shape[a] for a in axis]))
-    return reshape(g, _keepdims_shape(d.shape, axis)) * (2.0 / n) * d
+    return reshape(g, _keepdims_shape(d.shape, axis)) * (2.0 / n if n else 0.0) * d  # empty: empty gradient
 
 
 # Mean squared error over ``axis`` (all axes by default) in one node: the loss of every
@@ -580,6 +648,7 @@ _mse = defop("mse", _mse_fwd, _mse_vjp, lambda g, o, p, t, axis=None: -_mse_vjp(
              arity=2)
 
 
+@guard
 def mse(pred, target, axis=None):
     return _mse(pred, target, axis=_norm_axis(axis))
 
@@ -618,9 +687,10 @@ def _reshape_fwd(x, shape):
 _reshape = defop("reshape", _reshape_fwd, lambda g, o, a, shape: reshape(g, a.shape), view=True)
 
 
+@guard
 def reshape(x, *shape):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return _reshape(x, shape=tuple(int(s) for s in shape))
+    return _reshape(x, shape=tuple(operator.index(s) for s in shape))  # 2.5 is no size
 
 
 def _transpose_fwd(x, axes=None):
@@ -633,6 +703,7 @@ _transpose = defop("transpose", _transpose_fwd,
                    view=True)
 
 
+@guard
 def transpose(x, *dims, axes=None):
     """``transpose(x)`` reverses the axes; ``transpose(x, d0, d1)`` swaps two axes, as in
     PyTorch; ``transpose(x, axes=perm)`` permutes them, as in NumPy."""
@@ -678,12 +749,15 @@ _broadcast_to = defop("broadcast_to", _broadcast_fwd,
                       lambda g, o, a, shape: sum_to(g, shape=a.shape), view=True)
 
 
+@guard
 def broadcast_to(x, shape):
-    return _broadcast_to(x, shape=tuple(shape))
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    return _broadcast_to(x, shape=tuple(operator.index(s) for s in shape))
 # sum_to undoes broadcasting: the engine calls it wherever a gradient is wider than its input.
 sum_to = defop("sum_to", _sum_to_fwd, lambda g, o, a, shape: _broadcast_to(g, shape=a.shape))
 
 
+@guard
 def expand(x, *shape):
     """PyTorch's expand: -1 keeps a dimension's size."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -692,8 +766,10 @@ def expand(x, *shape):
     return broadcast_to(x, shape)
 
 
+@guard
 def squeeze(x, axis=None):
     """Derived from reshape."""
+    x = x if type(x) is Tensor else _wrap(_as_array(x))
     if axis is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
     axes = {a % x.ndim for a in _axes(axis, x.ndim)}
@@ -703,8 +779,11 @@ def squeeze(x, axis=None):
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
 
 
+@guard
 def unsqueeze(x, axis):
     """Derived from reshape."""
+    x = x if type(x) is Tensor else _wrap(_as_array(x))
+    axis = operator.index(axis)
     shape = list(x.shape)
     ax = axis if axis >= 0 else len(shape) + 1 + axis
     if not 0 <= ax <= len(shape):
@@ -713,8 +792,15 @@ def unsqueeze(x, axis):
     return reshape(x, shape)
 
 
+@guard
 def flatten(x, start_dim=0):
-    return reshape(x, x.shape[:start_dim] + (-1,))
+    x = x if type(x) is Tensor else _wrap(_as_array(x))
+    start = _check_axis(operator.index(start_dim), builtins_max(x.ndim, 1), "flatten")
+    return reshape(x, x.shape[:start] + (-1,))
+
+
+def builtins_max(a, b):
+    return a if a > b else b
 
 
 def _index_part(i):
@@ -756,6 +842,7 @@ scatter = defop("scatter", _scatter_fwd,
                 lambda gg, o, g, idx, shape: getitem(gg, idx=idx))
 
 
+@guard
 def index(x, idx):
     return getitem(x, idx=_index_key(idx))
 
@@ -780,6 +867,7 @@ class _Concat(Op):
 _concat_op = _Concat("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), None)
 
 
+@guard
 def concatenate(tensors, axis=0):
     tensors = list(tensors)
     if not tensors:
@@ -787,6 +875,7 @@ def concatenate(tensors, axis=0):
     return apply(_concat_op, *tensors, axis=axis)
 
 
+@guard
 def stack(tensors, axis=0):
     """Derived: concatenate the tensors, each given a new axis."""
     tensors = [t if type(t) is Tensor else _wrap(_as_array(t)) for t in tensors]
@@ -802,8 +891,13 @@ def stack(tensors, axis=0):
 
 
 def _compare(fn):
+    named = _Named(fn.__name__)
+
     def run(a, b):
-        return _wrap(np.asarray(fn(_data(a), _data(b))))
+        try:
+            return _wrap(np.asarray(fn(_data(a), _data(b))))
+        except Exception as exc:
+            raise _op_error(named, (a, b), exc) from exc
     return run
 
 
@@ -812,6 +906,10 @@ def _compare(fn):
 
 def _to_tensor_op(fn):
     return lambda self, *a, **k: fn(self, *a, **k)
+
+
+def _raise(exc):
+    raise exc
 
 
 def _install():
@@ -835,7 +933,8 @@ def _install():
         name = fn.__name__ if fn.__name__ != "run" else fn.op.name
         setattr(T, name, _to_tensor_op(fn))
     T.T = property(lambda a: transpose(a))
-    T.mT = property(lambda a: _swap(a))
+    T.mT = property(lambda a: _swap(a) if a.ndim >= 2 else _raise(ShapeError(
+        f".mT swaps the last two axes, but this tensor has shape {a.shape}; use .T or reshape")))
     T.permute = lambda a, *axes: transpose(a, axes=tuple(axes[0] if len(axes) == 1 and
                                                          isinstance(axes[0], (tuple, list)) else axes))
     T.float = lambda a: astype(a, dtype=np.float32) if a.dtype != np.float32 else a

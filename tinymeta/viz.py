@@ -2,6 +2,12 @@
 import numpy as np
 
 from .engine import Tensor, _run_backward, _seed_grads
+from .errors import DTypeError
+
+
+def _need_tensor(t, where):
+    if type(t) is not Tensor:
+        raise DTypeError(f"viz.{where}: expected a Tensor, got {type(t).__name__}")
 
 
 def _walk(root):
@@ -36,6 +42,7 @@ def to_dot(tensor):
     """Graphviz DOT text of the graph that produced ``tensor``: op names and shapes,
     leaves' gradient norms once ``backward`` has run (use ``retain_graph=True`` to keep the
     graph after backward). Render with ``dot -Tpng``."""
+    _need_tensor(tensor, "to_dot")
     lines = ["digraph tinymeta {", "  rankdir=BT;", '  node [shape=box, fontname="monospace"];']
     for t in _walk(tensor):
         style = ', style=filled, fillcolor="#dbe9ff"' if t._node is None and t.requires_grad else ""
@@ -55,6 +62,7 @@ def _norm(x):
 def trace_backward(loss, retain_graph=False, file=None):
     """Run ``loss.backward()`` and print, op by op, the gradient each backward step received
     and the gradients it sent to its inputs. Returns the printed lines."""
+    _need_tensor(loss, "trace_backward")
     lines = []
 
     def hook(t, node, g, gins):

@@ -40,6 +40,20 @@ def _xent_per_task(logits, y):
     return ops.mean(F.cross_entropy(logits, y, reduction="none"), axis=1)
 
 
+def check_number(owner, name, value, positive=True):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or (positive and value <= 0):
+        raise ArgumentError(f"{owner}: {name} must be a {'positive ' if positive else ''}finite number, "
+                            f"got {value!r}")
+    return float(value)
+
+
+def check_int(owner, name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ArgumentError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
 class MetaLearner:
     """Base: wraps a task model (an ``nn.Module``) and its loss."""
 
@@ -150,6 +164,7 @@ class MetaLearner:
     def adapt_with(self, x, y, steps, lr):
         """Plain (no meta-gradient) adaptation: ``steps`` inner SGD steps from theta.
         Each step builds the same small graph and frees it: cost and memory stay flat."""
+        steps = check_int(type(self).__name__, "steps", steps, minimum=0)
         xs, ys, single = self._batched_input(x, y)
         theta = self.expand({n: p.detach() for n, p in self.init_params().items()}, xs.shape[0])
         params = self.inner_loop(theta, xs, ys, steps, lr, create_graph=False)

@@ -18,18 +18,15 @@ Hessian term by treating the inner gradient as a constant: the same code with
     loss = maml.meta_loss(tasks.sample(25, rng)); opt.zero_grad(); loss.backward(); opt.step()
 """
 from .. import ops
-from ..errors import ArgumentError
-from .base import MetaLearner
+from .base import MetaLearner, check_int, check_number
 
 
 class MAML(MetaLearner):
     def __init__(self, model, inner_lr=0.01, inner_steps=1, first_order=False, loss="mse"):
         super().__init__(model, loss)
-        if inner_lr <= 0:
-            raise ArgumentError(f"MAML: inner_lr must be > 0, got {inner_lr}")
-        if int(inner_steps) != inner_steps or inner_steps < 1:
-            raise ArgumentError(f"MAML: inner_steps must be a positive int, got {inner_steps}")
-        self.inner_lr, self.inner_steps, self.first_order = inner_lr, int(inner_steps), first_order
+        self.inner_lr = check_number("MAML", "inner_lr", inner_lr)
+        self.inner_steps = check_int("MAML", "inner_steps", inner_steps)
+        self.first_order = bool(first_order)
 
     def meta_loss(self, batch, inner_steps=None):
         """Mean query loss after adapting to each task's support set; ``backward()`` on it

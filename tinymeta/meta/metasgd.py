@@ -10,17 +10,15 @@ inner step is elementwise and both are meta-learned through it (second order):
 import numpy as np
 
 from .. import ops
-from ..errors import ArgumentError
 from ..nn.module import Parameter
-from .base import MetaLearner
+from .base import MetaLearner, check_int, check_number
 
 
 class MetaSGD(MetaLearner):
     def __init__(self, model, inner_lr=0.01, inner_steps=1, loss="mse"):
         super().__init__(model, loss)
-        if inner_lr <= 0:
-            raise ArgumentError(f"MetaSGD: inner_lr (the initial learning rates) must be > 0, got {inner_lr}")
-        self.inner_steps = int(inner_steps)
+        inner_lr = check_number("MetaSGD", "inner_lr (the initial learning rates)", inner_lr)
+        self.inner_steps = check_int("MetaSGD", "inner_steps", inner_steps)
         self.alphas = {n: Parameter(np.full(p.shape, inner_lr, dtype=p.dtype))
                        for n, p in model.named_parameters()}
 

@@ -14,20 +14,15 @@ import numpy as np
 
 from .. import ops
 from ..engine import no_grad, Tensor
-from ..errors import ArgumentError
-from .base import MetaLearner
+from .base import MetaLearner, check_int, check_number
 
 
 class Reptile(MetaLearner):
     def __init__(self, model, inner_lr=0.02, inner_steps=5, outer_step_size=0.1, loss="mse"):
         super().__init__(model, loss)
-        if inner_lr <= 0 or outer_step_size <= 0:
-            raise ArgumentError(f"Reptile: inner_lr and outer_step_size must be > 0, got "
-                                f"{inner_lr} and {outer_step_size}")
-        if int(inner_steps) != inner_steps or inner_steps < 1:
-            raise ArgumentError(f"Reptile: inner_steps must be a positive int, got {inner_steps}")
-        self.inner_lr, self.inner_steps = inner_lr, int(inner_steps)
-        self.outer_step_size = outer_step_size
+        self.inner_lr = check_number("Reptile", "inner_lr", inner_lr)
+        self.inner_steps = check_int("Reptile", "inner_steps", inner_steps)
+        self.outer_step_size = check_number("Reptile", "outer_step_size", outer_step_size)
 
     def adapt(self, x, y, steps=None):
         return self.adapt_with(x, y, self.inner_steps if steps is None else steps, self.inner_lr)

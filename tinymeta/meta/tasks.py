@@ -19,6 +19,8 @@ def _as_generator(rng):
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ArgumentError(f"rng: a seed must be a non-negative int, got {rng}")
         return np.random.default_rng(int(rng))
     raise DTypeError(f"rng must be None, an int seed or a np.random.Generator, got {type(rng).__name__}")
 

@@ -14,6 +14,7 @@ import numpy as np
 from ..creation import as_rng
 from ..engine import no_grad
 from ..errors import ArgumentError, CheckpointError
+from .base import check_int
 from ..metrics import mean_confidence_interval
 from ..nn.serialization import load_arrays, save_arrays
 from ..train import _flatten_optimizer, _unflatten_optimizer
@@ -23,6 +24,9 @@ def evaluate(learner, tasks, n_tasks=1000, steps=(0, 1, 10), rng=0, k_query=None
     """Mean query loss (MSE for regression; accuracy too for classification) over
     ``n_tasks`` fresh tasks after adapting with each number of ``steps``, with a 95%
     interval (normal approximation). Returns {steps: {"mse"/"loss": (mean, half), ...}}."""
+    n_tasks = check_int("evaluate", "n_tasks", n_tasks)
+    chunk = check_int("evaluate", "chunk", chunk)
+    steps = tuple(check_int("evaluate", "steps", s, minimum=0) for s in steps)
     rng = as_rng(rng)
     per = {s: {"loss": [], "accuracy": []} for s in steps}
     done = 0
@@ -101,19 +105,56 @@ def _save(path, learner, optimizer, rng, it, history):
 
 def _load(path, learner, optimizer, rng, history):
     arrays = load_arrays(path)
+    # Check everything, then load: a refused checkpoint must leave the learner as it was.
+    need = ["run/rng", "run/iteration"] + [f"history/{k}" for k in ("iteration", "loss", "time")]
+    missing = [k for k in need if k not in arrays]
+    if missing or (optimizer is not None and not any(k.startswith("optim/") for k in arrays)):
+        raise CheckpointError(f"resume: {path!r} is not a meta-training checkpoint of this learner "
+                              f"(missing {missing or ['optimizer state']})")
     try:
-        learner.load_state_dict({k[len("learner/"):]: v for k, v in arrays.items()
-                                 if k.startswith("learner/")})
+        json.loads(str(arrays["run/rng"]))
+        own = {k: p for k, p in learner.named_parameters()}
+        state = {k[len("learner/"):]: v for k, v in arrays.items() if k.startswith("learner/")}
+        if set(state) != set(own) or any(np.shape(state[k]) != own[k].shape for k in own):
+            raise ValueError(f"its parameters {sorted(state)} do not match the learner's {sorted(own)}")
+        saved_rng = arrays["run/rng"]
+        learner.load_state_dict(state)
         if optimizer is not None:
             optimizer.load_state_dict(_unflatten_optimizer(
                 {k: v for k, v in arrays.items() if k.startswith("optim/")}))
-        _set_rng_state(rng, arrays["run/rng"])
+        _set_rng_state(rng, saved_rng)
         for k in ("iteration", "loss", "time"):
             history[k] = arrays[f"history/{k}"].tolist()
         return int(arrays["run/iteration"])
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"resume: {path!r} is not a meta-training checkpoint of this "
                               f"learner ({type(exc).__name__}: {exc})") from exc
+
+
+class _Snapshot:
+    """The state at the start of an iteration: iteration number, parameters, optimizer state
+    and RNG state. A Ctrl-C can land anywhere inside an iteration (even between two
+    parameter updates); restoring this makes the saved checkpoint say exactly "iteration
+    `it` completed", so a resumed run continues bit for bit."""
+
+    def __init__(self, it, learner, optimizer, rng):
+        self.it = it
+        self.params = [(p, p.data.copy()) for _, p in learner.named_parameters()]
+        self.opt = None
+        if optimizer is not None:
+            self.opt = ({k: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in st.items()}
+                         for k, st in optimizer.state.items()},
+                        [dict(g) for g in optimizer.param_groups])
+        self.rng = rng.bit_generator.state
+
+    def restore(self, optimizer, rng):
+        for p, data in self.params:
+            p.data[...] = data
+            p._bump_version()
+        if self.opt is not None:
+            optimizer.state, optimizer.param_groups = self.opt
+        rng.bit_generator.state = self.rng
+        return self.it
 
 
 def _progress(total, initial, enabled):
@@ -131,9 +172,11 @@ def train(learner, tasks, meta_optimizer=None, iterations=1000, meta_batch=25, r
     ``rng`` seeds the task sampling (the only randomness). With ``checkpoint`` a file is
     written every ``checkpoint_every`` iterations and on Ctrl-C; ``resume=True`` continues
     from it. ``callback(iteration, loss)`` may return True to stop early."""
-    if iterations < 0 or meta_batch < 1:
-        raise ArgumentError(f"meta.train: iterations must be >= 0 and meta_batch >= 1, got "
-                            f"{iterations} and {meta_batch}")
+    iterations = check_int("meta.train", "iterations", iterations, minimum=0)
+    meta_batch = check_int("meta.train", "meta_batch", meta_batch)
+    log_every = check_int("meta.train", "log_every", log_every)
+    checkpoint_every = check_int("meta.train", "checkpoint_every", checkpoint_every)
+    eval_every = check_int("meta.train", "eval_every", eval_every, minimum=0)
     if meta_optimizer is None and not hasattr(learner, "outer_step_size"):
         raise ArgumentError(f"meta.train: {type(learner).__name__} needs a meta_optimizer, e.g. "
                             "optim.Adam(learner.parameters(), lr=1e-3)")
@@ -146,10 +189,13 @@ def train(learner, tasks, meta_optimizer=None, iterations=1000, meta_batch=25, r
         start = _load(checkpoint, learner, meta_optimizer, rng, history)
     bar = _progress(iterations, start, progress)
     window, t0, it = [], time.perf_counter(), start
+    snap = None
     try:
         while it < iterations:
+            snap = _Snapshot(it, learner, meta_optimizer, rng)
             loss = learner.meta_step(tasks.sample(meta_batch, rng), meta_optimizer)
             it += 1
+            snap = None
             window.append(loss)
             if bar is not None:
                 bar.update(1)
@@ -173,6 +219,8 @@ def train(learner, tasks, meta_optimizer=None, iterations=1000, meta_batch=25, r
             if callback is not None and callback(it, loss):
                 break
     except KeyboardInterrupt:
+        if snap is not None:  # the iteration under way never happened
+            it = snap.restore(meta_optimizer, rng)
         path = checkpoint or "tinymeta-interrupted.npz"
         _save(path, learner, meta_optimizer, rng, it, history)
         history.interrupted = True

@@ -7,6 +7,7 @@ import numpy as np
 from .. import ops
 from ..engine import Tensor
 from ..errors import ArgumentError, DTypeError, ShapeError
+from ..ops import guard
 from ..ops import (leaky_relu, linear, log_softmax, logsumexp, relu, sigmoid, softmax,  # noqa: F401
                    softplus, tanh)
 from .module import check_same_shape
@@ -15,7 +16,9 @@ from .module import check_same_shape
 def _t(x, like=None):
     if type(x) is Tensor:
         return x
-    return Tensor(np.asarray(x), dtype=None if like is None else like.dtype)
+    # Targets take a float input's dtype; never cast to an integer one (that truncates).
+    dtype = like.dtype if like is not None and like.dtype.kind == "f" else None
+    return Tensor(np.asarray(x), dtype=dtype)
 
 
 def _reduce(loss, reduction, where):
@@ -28,9 +31,10 @@ def _reduce(loss, reduction, where):
     raise ArgumentError(f"{where}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+@guard
 def mse_loss(input, target, reduction="mean"):  # noqa: A002
     """Mean squared error; shapes must match exactly (no silent broadcasting)."""
-    target = _t(target, input)
+    input, target = _t(input), _t(target, _t(input))
     check_same_shape(input, target, "mse_loss")
     if reduction == "mean":
         return ops.mse(input, target)  # one fused node
@@ -38,8 +42,9 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002
     return _reduce(d * d, reduction, "mse_loss")
 
 
+@guard
 def l1_loss(input, target, reduction="mean"):  # noqa: A002
-    target = _t(target, input)
+    input, target = _t(input), _t(target, _t(input))
     check_same_shape(input, target, "l1_loss")
     return _reduce(ops.abs(input - target), reduction, "l1_loss")
 
@@ -61,11 +66,13 @@ def _class_labels(labels, scores, where):
     return labels.astype(np.int64, copy=False)
 
 
+@guard
 def cross_entropy(logits, labels, weight=None, reduction="mean"):
     """Softmax cross-entropy with integer class labels: logits (..., C), labels (...).
 
     Fused and stable (finite for logits of +-1e4). ``weight`` (C,) weighs each class; the
     weighted mean divides by the summed weights, as PyTorch does."""
+    logits = _t(logits)
     labels = _class_labels(labels, logits, "cross_entropy")
     c = logits.shape[-1]
     flat = ops.reshape(logits, (-1, c)) if logits.ndim != 2 else logits
@@ -82,29 +89,47 @@ def cross_entropy(logits, labels, weight=None, reduction="mean"):
     return _reduce(losses, reduction, "cross_entropy")
 
 
+@guard
 def nll_loss(log_probs, labels, reduction="mean"):
     """Negative log-likelihood of integer labels under log-probabilities (..., C)."""
+    log_probs = _t(log_probs)
     labels = _class_labels(labels, log_probs, "nll_loss")
     flat = ops.reshape(log_probs, (-1, log_probs.shape[-1]))
     picked = ops.index(flat, (np.arange(labels.size), labels.reshape(-1)))
     return _reduce(-ops.reshape(picked, labels.shape), reduction, "nll_loss")
 
 
+@guard
 def binary_cross_entropy(probs, target, reduction="mean"):
     """BCE on probabilities; logs are clamped at -100 as PyTorch does, so p = 0 or 1
     gives a large finite loss. Prefer ``binary_cross_entropy_with_logits``."""
+    probs = _t(probs)
+    if probs.dtype.kind != "f":  # 0/1 integer probabilities are fine, as numbers
+        probs = ops.astype(probs, np.float64)
+    outside = (probs.data < 0) | (probs.data > 1)
+    if outside.any():
+        raise ArgumentError(f"binary_cross_entropy: probabilities must lie in [0, 1], got values in "
+                            f"[{np.nanmin(probs.data)}, {np.nanmax(probs.data)}]; for unbounded scores "
+                            "use binary_cross_entropy_with_logits")
     target = _t(target, probs)
     check_same_shape(probs, target, "binary_cross_entropy")
-    # Clip before the log, not after: log(0) = -inf would make 0 * inf = NaN gradients.
-    tiny = float(np.finfo(probs.dtype).tiny)
-    logp = ops.maximum(ops.log(ops.clip(probs, tiny, None)), -100.0)
-    log1mp = ops.maximum(ops.log(ops.clip(1.0 - probs, tiny, None)), -100.0)
+    logp, log1mp = _clamped_log(probs), _clamped_log(1.0 - probs)
     return _reduce(-(target * logp + (1.0 - target) * log1mp), reduction, "binary_cross_entropy")
 
 
+def _clamped_log(p):
+    """max(log p, -100) as PyTorch's BCE, at p = 0 too, in any float dtype; the log sees only
+    positive values (log(0) = -inf would make 0 * inf = NaN gradients)."""
+    positive = p.data > 0
+    safe = ops.where(positive, p, 1.0)
+    return ops.where(positive, ops.maximum(ops.log(safe), -100.0), -100.0)
+
+
+@guard
 def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
     """Stable BCE on logits: softplus(z) - z*t, finite for logits of +-1e4 (its gradient
     is sigmoid(z) - t)."""
+    logits = _t(logits)
     target = _t(target, logits)
     check_same_shape(logits, target, "binary_cross_entropy_with_logits")
     return _reduce(ops.softplus(logits) - logits * target, reduction,

@@ -71,7 +71,9 @@ class Identity(_Activation):
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = negative_slope
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.floating)):
+            raise ArgumentError(f"LeakyReLU: negative_slope must be a number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
 
     def forward(self, x):
         return ops.leaky_relu(x, self.negative_slope)

@@ -51,10 +51,14 @@ def load_arrays(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        bad = [k for k, v in arrays.items() if not isinstance(v, np.ndarray)]
+        if bad:  # np.load hands back raw bytes for zip members that are not .npy arrays
+            raise ValueError(f"members {bad[:3]} are not NumPy arrays")
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError, TypeError) as exc:
         raise CheckpointError(f"load: {path!r} is not a readable .npz checkpoint (truncated, "
                               f"corrupt or another format): {type(exc).__name__}: {exc}") from exc
-    if arrays.pop(FORMAT_KEY, np.array("")).item() != FORMAT:
+    marker = arrays.pop(FORMAT_KEY, None)
+    if not isinstance(marker, np.ndarray) or marker.shape != () or marker.item() != FORMAT:
         raise CheckpointError(f"load: {path!r} is a .npz file but not a tinymeta checkpoint "
                               f"(no '{FORMAT_KEY}' = '{FORMAT}' entry)")
     return arrays

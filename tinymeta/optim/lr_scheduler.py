@@ -5,6 +5,12 @@ import math
 from ..errors import ArgumentError
 
 
+def _positive(where, name, value):
+    if not value > 0:
+        raise ArgumentError(f"{where}: {name} must be > 0 (a negative factor would make the "
+                            f"learning rate negative), got {value}")
+
+
 class LRScheduler:
     def __init__(self, optimizer):
         self.optimizer = optimizer
@@ -36,6 +42,7 @@ class StepLR(LRScheduler):
     def __init__(self, optimizer, step_size, gamma=0.1):
         if step_size < 1:
             raise ArgumentError(f"StepLR: step_size must be >= 1, got {step_size}")
+        _positive("StepLR", "gamma", gamma)
         super().__init__(optimizer)
         self.step_size, self.gamma = step_size, gamma
 
@@ -47,6 +54,7 @@ class ExponentialLR(LRScheduler):
     """lr = base * gamma ** epoch."""
 
     def __init__(self, optimizer, gamma):
+        _positive("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer)
         self.gamma = gamma
 
@@ -60,6 +68,8 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 (PyTorch's name)
         if T_max < 1:
             raise ArgumentError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        if eta_min < 0:
+            raise ArgumentError(f"CosineAnnealingLR: eta_min must be >= 0, got {eta_min}")
         super().__init__(optimizer)
         self.T_max, self.eta_min = T_max, eta_min
 

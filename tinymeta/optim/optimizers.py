@@ -13,6 +13,8 @@ from ..errors import ArgumentError, CheckpointError
 
 
 def _check(name, value, low=0.0, high=None, open_low=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentError(f"{name} must be a number, got {value!r}")
     ok = value > low if open_low else value >= low
     if high is not None:
         ok = ok and value < high
@@ -25,6 +27,9 @@ class Optimizer:
     """Holds ``param_groups`` (dicts of params + hyperparameters) and per-parameter ``state``."""
 
     def __init__(self, params, defaults):
+        if params is None or isinstance(params, Tensor):
+            raise ArgumentError(f"{type(self).__name__}: params must be an iterable of parameters "
+                                f"(e.g. model.parameters()), got {type(params).__name__}")
         params = list(params)
         if not params:
             raise ArgumentError(f"{type(self).__name__}: got an empty parameter list; pass "
@@ -32,7 +37,10 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = defaults
         self.param_groups = []
-        for g in groups:
+        for i, g in enumerate(groups):
+            if not isinstance(g, dict) or "params" not in g:
+                raise ArgumentError(f"{type(self).__name__}: parameter group {i} must be a dict with a "
+                                    "'params' entry")
             group = {**defaults, **g, "params": list(g["params"])}
             for p in group["params"]:
                 if type(p) is not Tensor or not p.requires_grad:
@@ -164,13 +172,17 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     def _validate(self, g):
         _check("lr", g["lr"])
         _check("eps", g["eps"], open_low=True)
         _check("weight_decay", g["weight_decay"])
-        for b in g["betas"]:
+        betas = g["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ArgumentError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        for b in betas:
             _check("betas", b, 0.0, 1.0)
 
     def _update(self, p, g, state, group):
