@@ -106,7 +106,7 @@ def binary_cross_entropy(probs, target, reduction="mean"):
     probs = _t(probs)
     if probs.dtype.kind != "f":  # 0/1 integer probabilities are fine, as numbers
         probs = ops.astype(probs, np.float64)
-    outside = (probs.data < 0) | (probs.data > 1)
+    outside = ~((probs.data >= 0) & (probs.data <= 1))  # NaN is outside too
     if outside.any():
         raise ArgumentError(f"binary_cross_entropy: probabilities must lie in [0, 1], got values in "
                             f"[{np.nanmin(probs.data)}, {np.nanmax(probs.data)}]; for unbounded scores "
