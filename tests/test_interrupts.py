@@ -36,6 +36,13 @@ def was_bug(reason):
     return lambda test: test
 
 
+def _default_sigint():
+    """A shell starts background jobs with SIGINT ignored, and Python installs its
+    KeyboardInterrupt handler only when SIGINT is not ignored at startup: without this, a CI
+    launched in the background would make Ctrl-C do nothing in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Proc:
     """A subprocess whose stdout can be waited on for a pattern."""
 
@@ -45,7 +52,8 @@ class Proc:
         Proc.started.append(self)
         full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         self.args = args
-        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=cwd)
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=cwd,
+                                  preexec_fn=_default_sigint)
         self.out = b""
         self.err = b""
 
