@@ -110,6 +110,24 @@ def load_tinymeta_mlp(sizes, init, activation="relu"):
     return model
 
 
+def tinymeta_train_step(sizes, init, x, y, loss):
+    """One Adam training step of a tinymeta MLP on (x, y) with ``loss`` ("mse" or
+    "cross_entropy"), as a function returning the loss: the step every MLP workload times."""
+    from .. import optim
+    from ..nn import functional as F
+    model = load_tinymeta_mlp(sizes, init)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = F.mse_loss if loss == "mse" else F.cross_entropy
+
+    def step():
+        value = loss_fn(model(x), y)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        return float(value.item())
+    return step
+
+
 def sinusoid_batches(n_batches, meta_batch, seed, k=10):
     """Pre-sampled task batches (Finn's sinusoids), the same for everyone."""
     from ..meta.tasks import Sinusoid

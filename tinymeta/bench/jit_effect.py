@@ -5,7 +5,7 @@ the speed-up the kernels give (goal for the small-MLP step: at least 1.5x)."""
 import numpy as np
 
 from .. import kernels
-from .common import load_tinymeta_mlp, mlp_init, row, sinusoid_batches
+from .common import mlp_init, row, sinusoid_batches, tinymeta_train_step
 from .harness import measure
 from .maml import N_BATCHES, check_and_time, tinymeta_maker
 
@@ -15,18 +15,7 @@ SPEEDUP_GOAL = 1.5
 
 
 def small_mlp_maker(init, x, y):
-    from .. import optim
-    from ..nn import functional as F
-    model = load_tinymeta_mlp([1, 40, 40, 1], init)
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-
-    def step():
-        loss = F.mse_loss(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(loss.item())
-    return step
+    return tinymeta_train_step([1, 40, 40, 1], init, x, y, "mse")
 
 
 def run(ctx):

@@ -10,7 +10,7 @@ import contextlib
 
 import numpy as np
 
-from .common import NumpyAdam, bias_corrections, load_tinymeta_mlp, mlp_init, row, skipped
+from .common import NumpyAdam, bias_corrections, mlp_init, row, skipped, tinymeta_train_step
 from .harness import measure
 
 W = "mlp"
@@ -25,18 +25,7 @@ def data(batch=128, seed=2):
 
 
 def tinymeta_step(init, X, Y):
-    from .. import optim
-    from ..nn import functional as F
-    model = load_tinymeta_mlp(SIZES, init)
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-
-    def step():
-        loss = F.cross_entropy(model(X), Y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(loss.item())
-    return step
+    return tinymeta_train_step(SIZES, init, X, Y, "cross_entropy")
 
 
 def numpy_step(init, X, Y):
