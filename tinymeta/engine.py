@@ -109,9 +109,6 @@ class Node:
         _mode.seq += 1
         self.seq = _mode.seq
 
-    def name(self):
-        return self.op.name
-
     def __repr__(self):
         return f"<{self.op.name}Backward>"
 

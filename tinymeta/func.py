@@ -4,7 +4,7 @@ because each one builds a graph when it is called inside another.
 """
 import numpy as np
 
-from .engine import Tensor, _mode, _wrap, grad as _grad
+from .engine import Tensor, _mode, _wrap, enable_grad, grad as _grad
 from .errors import DTypeError, GraphError, ShapeError
 from .ops import reshape, stack, sum
 
@@ -41,7 +41,7 @@ def _zeros_if_none(gs, xs):
 def value_and_grad(f, argnums=0):
     """``value_and_grad(f)(*args) -> (f(*args), df/dargs[argnums])``; f returns a scalar."""
     def run(*args):
-        with _EnableGrad():
+        with enable_grad():
             args, nums, nested = _prep(args, argnums)
             y = f(*args)
             if type(y) is not Tensor or y.size != 1:
@@ -64,12 +64,12 @@ def grad(f, argnums=0):
 
 def vjp(f, *primals):
     """``out, vjp_fn = vjp(f, *primals)``; ``vjp_fn(v)`` returns v^T J for every primal."""
-    with _EnableGrad():
+    with enable_grad():
         args, nums, nested = _prep(primals, tuple(range(len(primals))))
         out = _check_out(f(*args), "vjp")
 
     def vjp_fn(v):
-        with _EnableGrad():
+        with enable_grad():
             if not out.requires_grad:
                 return tuple(_wrap(np.zeros_like(a.data)) for a in args)
             gs = _grad(out, args, grad_outputs=[v], retain_graph=True, create_graph=nested,
@@ -82,7 +82,7 @@ def jacobian(f, argnums=0):
     """``jacobian(f)(*args)``: shape out.shape + arg.shape; a tuple for several argnums, and
     for a tuple of outputs a tuple of those (so ``hessian(f, (0, 1))`` gives ((H00, H01), (H10, H11)))."""
     def run(*args):
-        with _EnableGrad():
+        with enable_grad():
             args, nums, nested = _prep(args, argnums)
             out = f(*args)
             for y in (out if isinstance(out, tuple) else (out,)):
@@ -121,7 +121,7 @@ def hvp(f, primals, tangents):
     single = not isinstance(primals, (tuple, list))
     primals = (primals,) if single else tuple(primals)
     tangents = (tangents,) if not isinstance(tangents, (tuple, list)) else tuple(tangents)
-    with _EnableGrad():
+    with enable_grad():
         args, nums, nested = _prep(primals, tuple(range(len(primals))))
         y = _check_out(f(*args), "hvp")
         if y.size != 1:
@@ -138,13 +138,3 @@ def hvp(f, primals, tangents):
     if not nested:
         hv = [h.detach() for h in hv]
     return hv[0] if single else tuple(hv)
-
-
-class _EnableGrad:
-    """Transforms differentiate even when called inside ``no_grad``."""
-
-    def __enter__(self):
-        self._prev, _mode.grad_enabled = _mode.grad_enabled, True
-
-    def __exit__(self, *exc):
-        _mode.grad_enabled = self._prev

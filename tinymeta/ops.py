@@ -795,12 +795,8 @@ def unsqueeze(x, axis):
 @guard
 def flatten(x, start_dim=0):
     x = x if type(x) is Tensor else _wrap(_as_array(x))
-    start = _check_axis(operator.index(start_dim), builtins_max(x.ndim, 1), "flatten")
+    start = _check_axis(operator.index(start_dim), x.ndim or 1, "flatten")
     return reshape(x, x.shape[:start] + (-1,))
-
-
-def builtins_max(a, b):
-    return a if a > b else b
 
 
 def _index_part(i):
