@@ -459,6 +459,22 @@ def test_mse(shape, seed, per_task):
 
 
 @SOME
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=seeds, per_task=st.booleans())
+def test_mse_grad(shape, seed, per_task):
+    """mse's derivative is a primitive of its own (the mse_backward kernel); its rules are
+    checked directly here, to second order, as well as through mse's."""
+    from tinymeta.ops import mse_grad
+    rng = np.random.default_rng(seed)
+    pred, target = rng.standard_normal(shape), rng.standard_normal(shape)
+    axis = tuple(range(1, len(shape))) if per_task and len(shape) > 1 else None
+    reduced = np.mean(pred, axis=axis).shape
+    g = rng.standard_normal(reduced)
+    n = pred.size // max(1, int(np.prod(reduced)))
+    check(lambda g, p, t: mse_grad(g, p, t, axis=axis), [g, pred, target],
+          lambda g, p, t: np.reshape(g, np.mean(p, axis=axis, keepdims=True).shape) * 2 / n * (p - t))
+
+
+@SOME
 @given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=seeds,
        lr_shape=st.sampled_from(["scalar", "full"]))
 def test_sub_scaled(shape, seed, lr_shape):

@@ -343,8 +343,7 @@ matmul_tn = defop("matmul_tn", lambda a, b: _matmul_fwd(np.swapaxes(a, -1, -2), 
 
 def _linear_fwd(x, w, b=None):
     if w.ndim == 2 and x.ndim == 2 and x.flags.c_contiguous and w.dtype == x.dtype:
-        y = np.dot(x, w.T)
-        return y if b is None else kernels.bias_act(y, b, "none")
+        return kernels.linear_act(x, w, b, "none")
     y = _matmul_fwd(x, np.swapaxes(w, -1, -2))
     if b is not None:
         y = y + (b if b.ndim == 1 else np.expand_dims(b, -2))
@@ -365,7 +364,7 @@ _linear = defop("linear", _linear_fwd,
 
 def _linear_relu_fwd(x, w, b=None):
     if w.ndim == 2 and x.ndim == 2 and x.flags.c_contiguous and w.dtype == x.dtype:
-        return kernels.bias_act(np.dot(x, w.T), b, "relu")  # one pass: bias and relu fused
+        return kernels.linear_act(x, w, b, "relu")  # bias and relu fused into one pass
     return kernels.relu(_linear_fwd(x, w, b))
 
 
@@ -631,21 +630,62 @@ def log_softmax(x, axis=-1):
     return _log_softmax(x, axis=axis)
 
 
+def _mse_lead(pred, target, axis):
+    """k when mse reduces over axes k.. of same-shape operands (what the kernels do:
+    the whole loss, or one per task), else None."""
+    if pred.shape != target.shape:
+        return None
+    if axis is None:
+        return 0
+    nd = pred.ndim
+    axes = sorted(a % nd for a in axis) if nd else None
+    if axes and axes == list(range(axes[0], nd)) and axes[0] > 0:
+        return axes[0]
+    return None
+
+
 def _mse_fwd(pred, target, axis=None):
+    lead = _mse_lead(pred, target, axis)
+    if lead is not None:
+        return kernels.mse(pred, target, lead)
     d = pred - target
     return np.mean(d * d, axis=axis)
 
 
-def _mse_vjp(g, o, pred, target, axis=None):
-    d = pred - target
-    n = d.size if axis is None else int(np.prod([d.shape[a] for a in axis]))
-    return reshape(g, _keepdims_shape(d.shape, axis)) * (2.0 / n if n else 0.0) * d  # empty: empty gradient
+def _mse_count(shape, axis):
+    return int(np.prod(shape)) if axis is None else int(np.prod([shape[a] for a in axis]))
 
+
+def _mse_grad_fwd(g, pred, target, axis=None):
+    lead = _mse_lead(pred, target, axis)
+    if lead is not None:
+        return kernels.mse_backward(g, pred, target, lead)
+    d = pred - target
+    n = _mse_count(d.shape, axis)
+    return np.reshape(g, _keepdims_shape(d.shape, axis)) * (2.0 / n if n else 0.0) * d  # empty: empty
+
+
+def _mse_grad_vjp_g(gg, o, g, pred, target, axis=None):
+    n = _mse_count(pred.shape, axis)
+    return sum(gg * (pred - target), axis=axis) * (2.0 / n if n else 0.0)
+
+
+def _mse_grad_vjp_pred(gg, o, g, pred, target, axis=None):
+    n = _mse_count(pred.shape, axis)
+    return reshape(g, _keepdims_shape(pred.shape, axis)) * (2.0 / n if n else 0.0) * gg
+
+
+# mse's derivative w.r.t. pred, g * 2/n * (pred - target), as a primitive of its own so
+# the mse_backward kernel computes it in one pass; its rules (linear in each input) make
+# every higher order.
+mse_grad = defop("mse_grad", _mse_grad_fwd, _mse_grad_vjp_g, _mse_grad_vjp_pred,
+                 lambda gg, o, g, p, t, axis=None: -_mse_grad_vjp_pred(gg, o, g, p, t, axis), arity=3)
 
 # Mean squared error over ``axis`` (all axes by default) in one node: the loss of every
 # regression task, computed once per inner step of a meta-learner.
-_mse = defop("mse", _mse_fwd, _mse_vjp, lambda g, o, p, t, axis=None: -_mse_vjp(g, o, p, t, axis),
-             arity=2)
+_mse = defop("mse", _mse_fwd,
+             lambda g, o, p, t, axis=None: mse_grad(g, p, t, axis=axis),
+             lambda g, o, p, t, axis=None: -mse_grad(g, p, t, axis=axis), arity=2)
 
 
 @guard

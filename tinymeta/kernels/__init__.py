@@ -24,15 +24,17 @@ import numpy as np
 from . import _numpy as _twin
 
 NAMES = ("relu", "relu_backward", "tanh_backward", "sigmoid_backward", "bias_act",
-         "softmax_xent", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update")
+         "linear_act", "softmax_xent", "mse", "mse_backward",
+         "sgd_update", "adam_update", "rmsprop_update", "adagrad_update")
 
-# No size thresholds: every kernel beat its twin at every size measured, so
-# there is nothing to dispatch on. `benchmarks/bench_kernels.py --sweep` (1 to
-# 4M elements, float32 and float64, through these public functions): 0.9-1.4 us
-# against NumPy's 1.2-1.8 us at 1-100 elements (call overhead dominates both),
-# 1.7-3.4x faster from 1e3 to 1e6, 1.7-2.6x at 4e6 (one pass, no temporaries).
-# The optimizers and softmax_xent win 2.8-26x at every benchmarked size. If a
-# kernel ever loses somewhere, gate it here with a named size constant.
+# No size thresholds between numba and NumPy: every kernel beat its twin at every size
+# measured. `benchmarks/bench_kernels.py --sweep` (1 to 4M elements, float32 and
+# float64, through these public functions): 0.9-1.4 us against NumPy's 1.2-1.8 us at
+# 1-100 elements (call overhead dominates both), 1.7-3.4x faster from 1e3 to 1e6,
+# 1.7-2.6x at 4e6 (one pass, no temporaries). Two compiled kernels choose between two
+# strategies by size, with the measurements beside the constants in _numba.py:
+# softmax_xent (XENT_SPLIT: NumPy's vectorised exp between two compiled passes) and
+# linear_act (LINEAR_LOOPS: the whole small layer as one loop, else np.dot first).
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -165,8 +167,10 @@ def _dispatch(name, suits, *args):
             except Exception as e:
                 failure = e
             else:
-                _compiled.add(name)
-                return res
+                if res is not _twin.UNSUITED:
+                    _compiled.add(name)
+                    return res
+                return getattr(_twin, name)(*args)  # refused by the kernel's own checks
             # The twin decides whose fault it was: if it raises too (a label out
             # of range, say), that is the caller's error and the kernel stays; if
             # it succeeds, the kernel is broken (typing, lowering, cache) and retires.
@@ -189,12 +193,17 @@ def _impl(name, use_numba):
 
 def _same(a, *rest):
     """All plain ndarrays of one float32/float64 dtype and one shape, all C-contiguous."""
-    # Written for speed: on 1000-element tensors this check is a visible share of a call.
-    if type(a) is not np.ndarray or a.dtype not in _FLOATS or not a.flags.c_contiguous:
+    # Written for speed: with four arrays (Adam) this check was a third of a call on a
+    # small tensor. Builtin dtypes are singletons, so `is` suffices; an equal but
+    # distinct dtype object (byte-swapped, with metadata) just goes to the twin.
+    if type(a) is not np.ndarray:
         return False
-    dt, shape = a.dtype, a.shape
+    dt = a.dtype
+    if (dt is not _F64 and dt is not _F32) or not a.flags.c_contiguous:
+        return False
+    shape = a.shape
     for r in rest:
-        if type(r) is not np.ndarray or r.dtype != dt or r.shape != shape \
+        if type(r) is not np.ndarray or r.dtype is not dt or r.shape != shape \
                 or not r.flags.c_contiguous:
             return False
     return True
@@ -232,6 +241,32 @@ def bias_act(y, b, act):
     return _dispatch("bias_act", suits, y, b, act)
 
 
+def linear_act(x, w, b, act):
+    """act(x @ w.T + b) as a new (n, m) array: x (n, k), w (m, k), b (m,) or None, act
+    "none" or "relu". Small layers run as one compiled loop (no BLAS call), larger ones
+    as np.dot followed by bias_act."""
+    suits = (_same(x) and x.ndim == 2 and type(w) is np.ndarray and w.dtype == x.dtype
+             and w.ndim == 2 and w.flags.c_contiguous and w.shape[1] == x.shape[1]
+             and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype
+                                and b.shape == w.shape[:1])))
+    return _dispatch("linear_act", suits, x, w, b, act)
+
+
+def mse(pred, target, lead):
+    """Mean of (pred - target)**2 over every axis from ``lead`` on: shape pred.shape[:lead]
+    (lead=0: the scalar loss; lead=1: one loss per task)."""
+    suits = _same(pred, target) and 0 <= lead < pred.ndim and pred.size > 0
+    return _dispatch("mse", suits, pred, target, lead)
+
+
+def mse_backward(g, pred, target, lead):
+    """mse's gradient w.r.t. pred, for upstream g of shape pred.shape[:lead]:
+    (g * 2/n) * (pred - target), g broadcast over the trailing axes (n of them per row)."""
+    suits = (_same(pred, target) and 0 <= lead < pred.ndim and pred.size > 0
+             and type(g) is np.ndarray and g.dtype is pred.dtype and g.shape == pred.shape[:lead])
+    return _dispatch("mse_backward", suits, g, pred, target, lead)
+
+
 def softmax_xent(logits, labels):
     """Per-row cross-entropy of softmax(logits) against integer labels.
 
@@ -243,29 +278,69 @@ def softmax_xent(logits, labels):
     return _dispatch("softmax_xent", suits, logits, labels)
 
 
+# The optimizer kernels check layout and shapes themselves, while numba types the
+# call (free at run time, where four arrays' full checks in Python cost ~0.5 us); a
+# refusal comes back as UNSUITED and runs the twin. Here only what numba could not
+# even type: not an ndarray, or not one float32/float64 dtype (byte-swapped, float16).
+_ND = np.ndarray
+
+
+def _floats(p, *rest):
+    if type(p) is not _ND:
+        return False
+    dt = p.dtype
+    if dt is not _F64 and dt is not _F32:
+        return False
+    for r in rest:
+        if type(r) is not _ND or r.dtype is not dt:
+            return False
+    return True
+
+
 def sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
     """In-place SGD step on p (and buf, which may be None when momentum == 0), PyTorch rules."""
-    suits = _same(p, g) if momentum == 0 else (buf is not None and _same(p, g, buf))
+    suits = _floats(p, g, buf) if buf is not None else (momentum == 0 and _floats(p, g))
     return _dispatch("sgd_update", suits, p, g, buf, lr, momentum, dampening, nesterov,
                      weight_decay, first_step)
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
     """In-place Adam (decoupled=False) or AdamW step; step counts from 1."""
-    return _dispatch("adam_update", _same(p, g, m, v), p, g, m, v, lr, beta1, beta2, eps,
+    return _dispatch("adam_update", _floats(p, g, m, v), p, g, m, v, lr, beta1, beta2, eps,
                      weight_decay, decoupled, step)
+
+
+def adam_update_many(items, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """adam_update on each (p, g, m, v, step) tuple of ``items``, in one call: what Adam.step
+    runs. On small models the per-call dispatch cost as much as the arithmetic, so the
+    compiled kernel is looked up once; any tensor it refuses or fails on goes through
+    adam_update (which falls back to the twin and, if need be, retires the kernel)."""
+    fn = None
+    if _want:
+        if _jit is None:
+            _load()
+        fn = _jit.get("adam_update")
+    for p, g, m, v, step in items:
+        if fn is not None and _floats(p, g, m, v):
+            try:
+                if fn(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step) is None:
+                    _compiled.add("adam_update")
+                    continue
+            except Exception:
+                pass
+        adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
 
 
 def rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay, momentum, buf):
     """In-place RMSprop step on p, sq (and buf when momentum > 0)."""
-    suits = _same(p, g, sq) if not momentum > 0 else (buf is not None and _same(p, g, sq, buf))
+    suits = _floats(p, g, sq, buf) if buf is not None else (not momentum > 0 and _floats(p, g, sq))
     return _dispatch("rmsprop_update", suits, p, g, sq, lr, alpha, eps, weight_decay,
                      momentum, buf)
 
 
 def adagrad_update(p, g, s, lr, eps, weight_decay):
     """In-place Adagrad step on p and s."""
-    return _dispatch("adagrad_update", _same(p, g, s), p, g, s, lr, eps, weight_decay)
+    return _dispatch("adagrad_update", _floats(p, g, s), p, g, s, lr, eps, weight_decay)
 
 
-__all__ = list(NAMES) + ["NAMES", "set_enabled", "enabled", "info"]
+__all__ = list(NAMES) + ["adam_update_many", "NAMES", "set_enabled", "enabled", "info"]

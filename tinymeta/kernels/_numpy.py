@@ -15,13 +15,18 @@ import numpy as np
 from tinymeta.errors import ArgumentError, DTypeError, IndexError_, ShapeError
 
 
+# Returned by a compiled optimizer kernel that refused its arrays (wrong layout,
+# mixed dtypes, mismatched shapes): the dispatcher runs the twin instead.
+UNSUITED = type("Unsuited", (), {"__repr__": lambda self: "UNSUITED", "__slots__": ()})()
+
+
 def _nd(r):
     # A ufunc on a 0-d array returns a NumPy scalar; callers expect an ndarray.
     return r if isinstance(r, np.ndarray) else np.asarray(r)
 
 
 def relu(x):
-    return np.maximum(x, 0, out=np.empty_like(x))
+    return _nd(np.maximum(x, 0))
 
 
 def relu_backward(g, out):
@@ -52,6 +57,20 @@ def bias_act(y, b, act):
     if relu_on:
         np.maximum(y, 0, out=y)
     return y
+
+
+def linear_act(x, w, b, act):
+    return bias_act(np.dot(x, w.T), b, act)
+
+
+def mse(pred, target, lead):
+    d = pred - target
+    return _nd(np.mean(d * d, axis=tuple(range(lead, d.ndim))))
+
+
+def mse_backward(g, pred, target, lead):
+    n = pred.size // max(g.size, 1)
+    return (np.reshape(g, g.shape + (1,) * (pred.ndim - lead)) * (2.0 / n)) * (pred - target)
 
 
 def check_xent(logits, labels):
