@@ -1,6 +1,7 @@
 """Stateful optimizers with PyTorch's interface: ``zero_grad()``, ``step()``,
 ``state_dict()``, ``load_state_dict()``. Each step runs its rule from ``functional.py``
-in place, through one fused kernel per parameter (numba when enabled, NumPy otherwise).
+in place, through a fused kernel (numba when enabled, NumPy otherwise): one call per
+parameter, or for Adam/AdamW one call per parameter group.
 
 Gradient accumulation needs nothing special: ``.grad`` adds up over ``backward()`` calls
 until ``zero_grad()``; ``step()`` uses whatever has accumulated.
