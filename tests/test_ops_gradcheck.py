@@ -10,6 +10,8 @@ Shapes, axes and keepdims are drawn by hypothesis (broadcasting pairs, negative 
 well-conditioned matrices for solve/inv/pinv). The whole module runs twice: numba kernels
 on, then off.
 """
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -448,30 +450,61 @@ def test_softmax_cross_entropy(n, c, seed, label_dtype):
     check(lambda z: tm.softmax_cross_entropy(z, labels), [logits], ref)
 
 
+@st.composite
+def mse_shapes(draw):
+    """(pred shape, target shape, axis): equal shapes (the kernels' case) or shapes that
+    broadcast (pred missing leading axes or with size-1 axes), whole-batch or per task."""
+    shape = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    pred = list(shape)
+    if draw(st.booleans()):
+        pred = [1 if draw(st.booleans()) else s for s in pred][draw(st.integers(0, len(pred) - 1)):]
+    if draw(st.booleans()):
+        pred, shape = shape, pred  # the target is the narrower one
+    full = np.broadcast_shapes(tuple(pred), tuple(shape))
+    axis = tuple(range(1, len(full))) if draw(st.booleans()) and len(full) > 1 else None
+    return tuple(pred), tuple(shape), axis
+
+
 @SOME
-@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=seeds, per_task=st.booleans())
-def test_mse(shape, seed, per_task):
+@given(shapes=mse_shapes(), seed=seeds)
+def test_mse(shapes, seed):
+    pred_shape, target_shape, axis = shapes
     rng = np.random.default_rng(seed)
-    pred, target = rng.standard_normal(shape), rng.standard_normal(shape)
-    axis = tuple(range(1, len(shape))) if per_task and len(shape) > 1 else None
+    pred, target = rng.standard_normal(pred_shape), rng.standard_normal(target_shape)
     check(lambda p, t: tm.mse(p, t, axis=axis), [pred, target],
           lambda p, t: np.mean((p - t) ** 2, axis=axis))
 
 
+def test_mse_axis_forms_and_empty_inputs():
+    p, t = leaf(np.arange(6.0).reshape(2, 3)), np.zeros((2, 3))
+    np.testing.assert_allclose(tm.mse(p, t, axis=1).data, tm.mse(p, t, axis=(-1,)).data)
+    with pytest.raises(tm.errors.ShapeError, match="axis 5"):
+        tm.mse(p, t, axis=(5,))
+    for shape, axis in (((0,), None), ((0, 4), (1,)), ((3, 0), (1,))):
+        e = leaf(np.zeros(shape))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the mean of nothing is NaN
+            loss = tm.mse(e, np.zeros(shape), axis=axis).sum()
+        (g,) = tm.grad(loss, [e])
+        assert g.shape == shape
+
+
 @SOME
-@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=seeds, per_task=st.booleans())
-def test_mse_grad(shape, seed, per_task):
+@given(shapes=mse_shapes(), seed=seeds)
+def test_mse_grad(shapes, seed):
     """mse's derivative is a primitive of its own (the mse_backward kernel); its rules are
     checked directly here, to second order, as well as through mse's."""
     from tinymeta.ops import mse_grad
+    pred_shape, target_shape, axis = shapes
     rng = np.random.default_rng(seed)
-    pred, target = rng.standard_normal(shape), rng.standard_normal(shape)
-    axis = tuple(range(1, len(shape))) if per_task and len(shape) > 1 else None
-    reduced = np.mean(pred, axis=axis).shape
+    pred, target = rng.standard_normal(pred_shape), rng.standard_normal(target_shape)
+    full = np.broadcast_shapes(pred_shape, target_shape)
+    reduced = np.mean(np.zeros(full), axis=axis).shape
     g = rng.standard_normal(reduced)
-    n = pred.size // max(1, int(np.prod(reduced)))
+    n = int(np.prod(full)) // max(1, int(np.prod(reduced)))
     check(lambda g, p, t: mse_grad(g, p, t, axis=axis), [g, pred, target],
-          lambda g, p, t: np.reshape(g, np.mean(p, axis=axis, keepdims=True).shape) * 2 / n * (p - t))
+          lambda g, p, t: np.reshape(g, np.mean(np.zeros(full), axis=axis, keepdims=True).shape)
+          * 2 / n * (p - t))
 
 
 @SOME

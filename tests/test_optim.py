@@ -10,6 +10,7 @@ import tinymeta as tm
 import tinymeta.nn.functional as F
 from tinymeta import kernels, nn, optim
 from tinymeta.optim import functional as OF
+from tinymeta.errors import ShapeError
 from tinymeta.optim import lr_scheduler
 
 SHAPES = [(3, 2), (2,)]
@@ -424,3 +425,44 @@ def test_hypergrad_lr_moves_lr_the_right_way_on_a_quadratic(lr, direction):
     g0 = np.array([1.0, -2.0, 0.5])
     g1 = g0 * (1 - lr)
     assert lrs[2] == pytest.approx(lr + 1e-3 * float(g1 @ g0), rel=1e-12)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_adam_step_with_a_mismatched_gradient_changes_nothing(jit):
+    """All gradients are checked before any parameter moves: the error names both shapes,
+    and no parameter, version or step count has changed."""
+    tm.kernels.set_enabled(jit)
+    try:
+        a, b = tm.tensor(np.ones(3), requires_grad=True), tm.tensor(np.ones((2, 3)), requires_grad=True)
+        opt = optim.Adam([a, b], lr=0.1)
+        a.grad, b.grad = tm.tensor(np.ones(3)), tm.tensor(np.ones((3, 2)))
+        version = a._version
+        with pytest.raises(ShapeError, match=r"shape \(2, 3\).*shape \(3, 2\)"):
+            opt.step()
+        assert a.data.tolist() == [1.0, 1.0, 1.0] and a._version == version
+        assert all(s.get("step", 0) == 0 for s in opt.state.values())
+    finally:
+        tm.kernels.set_enabled(True)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_adam_state_of_a_scalar_parameter_survives_a_round_trip(jit):
+    """A 0-d parameter's moments come back from load_state_dict as arrays that keep
+    updating (not as frozen Python floats)."""
+    tm.kernels.set_enabled(jit)
+    try:
+        def run(reload):
+            p = tm.tensor(np.array(1.0), requires_grad=True)
+            opt = optim.Adam([p], lr=0.1)
+            for i in range(3):
+                p.grad = tm.tensor(np.array(1.0 + i))
+                opt.step()
+                if reload and i == 0:
+                    sd = opt.state_dict()
+                    opt = optim.Adam([p], lr=0.1)
+                    opt.load_state_dict(sd)
+            return p.data.item(), opt.state[id(p)]["exp_avg"]
+        (p1, m1), (p2, m2) = run(False), run(True)
+        assert p1 == p2 and float(m1) == float(m2) and isinstance(m2, np.ndarray)
+    finally:
+        tm.kernels.set_enabled(True)

@@ -638,8 +638,10 @@ def _mse_lead(pred, target, axis):
     if axis is None:
         return 0
     nd = pred.ndim
-    axes = sorted(a % nd for a in axis) if nd else None
-    if axes and axes == list(range(axes[0], nd)) and axes[0] > 0:
+    if not nd or not all(-nd <= a < nd for a in axis):
+        return None  # NumPy's mean then names the bad axis
+    axes = sorted(a % nd for a in axis)
+    if axes == list(range(axes[0], nd)) and axes[0] > 0:
         return axes[0]
     return None
 
@@ -665,14 +667,16 @@ def _mse_grad_fwd(g, pred, target, axis=None):
     return np.reshape(g, _keepdims_shape(d.shape, axis)) * (2.0 / n if n else 0.0) * d  # empty: empty
 
 
+# pred and target may broadcast against each other: counts and shapes are the
+# broadcast shape's (the engine then sums each gradient back to its input's shape).
 def _mse_grad_vjp_g(gg, o, g, pred, target, axis=None):
-    n = _mse_count(pred.shape, axis)
+    n = _mse_count(o.shape, axis)
     return sum(gg * (pred - target), axis=axis) * (2.0 / n if n else 0.0)
 
 
 def _mse_grad_vjp_pred(gg, o, g, pred, target, axis=None):
-    n = _mse_count(pred.shape, axis)
-    return reshape(g, _keepdims_shape(pred.shape, axis)) * (2.0 / n if n else 0.0) * gg
+    n = _mse_count(o.shape, axis)
+    return reshape(g, _keepdims_shape(o.shape, axis)) * (2.0 / n if n else 0.0) * gg
 
 
 # mse's derivative w.r.t. pred, g * 2/n * (pred - target), as a primitive of its own so
@@ -690,7 +694,8 @@ _mse = defop("mse", _mse_fwd,
 
 @guard
 def mse(pred, target, axis=None):
-    return _mse(pred, target, axis=_norm_axis(axis))
+    axis = (axis,) if isinstance(axis, (int, np.integer)) else _norm_axis(axis)
+    return _mse(pred, target, axis=axis)
 
 
 def _sub_scaled_fwd(p, lr, d):

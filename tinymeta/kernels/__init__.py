@@ -194,19 +194,23 @@ def _impl(name, use_numba):
 def _same(a, *rest):
     """All plain ndarrays of one float32/float64 dtype and one shape, all C-contiguous."""
     # Written for speed: with four arrays (Adam) this check was a third of a call on a
-    # small tensor. Builtin dtypes are singletons, so `is` suffices; an equal but
-    # distinct dtype object (byte-swapped, with metadata) just goes to the twin.
+    # small tensor. Dtypes are compared by identity first (the usual case) and only
+    # then by value: an unpickled array's dtype is equal but a distinct object.
     if type(a) is not np.ndarray:
         return False
     dt = a.dtype
-    if (dt is not _F64 and dt is not _F32) or not a.flags.c_contiguous:
+    if not _is_float(dt) or not a.flags.c_contiguous:
         return False
     shape = a.shape
     for r in rest:
-        if type(r) is not np.ndarray or r.dtype is not dt or r.shape != shape \
+        if type(r) is not np.ndarray or (r.dtype is not dt and r.dtype != dt) or r.shape != shape \
                 or not r.flags.c_contiguous:
             return False
     return True
+
+
+def _is_float(dt):
+    return dt is _F64 or dt is _F32 or dt == _F64 or dt == _F32
 
 
 # ---- public API ----
@@ -249,6 +253,8 @@ def linear_act(x, w, b, act):
              and w.ndim == 2 and w.flags.c_contiguous and w.shape[1] == x.shape[1]
              and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype
                                 and b.shape == w.shape[:1])))
+    if not suits:  # e.g. a transposed weight: np.dot takes it, and bias_act may still compile
+        return bias_act(np.dot(x, w.T), b, act)
     return _dispatch("linear_act", suits, x, w, b, act)
 
 
@@ -289,10 +295,10 @@ def _floats(p, *rest):
     if type(p) is not _ND:
         return False
     dt = p.dtype
-    if dt is not _F64 and dt is not _F32:
+    if not _is_float(dt):
         return False
     for r in rest:
-        if type(r) is not _ND or r.dtype is not dt:
+        if type(r) is not _ND or (r.dtype is not dt and r.dtype != dt):
             return False
     return True
 
@@ -323,11 +329,15 @@ def adam_update_many(items, lr, beta1, beta2, eps, weight_decay, decoupled):
     for p, g, m, v, step in items:
         if fn is not None and _floats(p, g, m, v):
             try:
-                if fn(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step) is None:
-                    _compiled.add("adam_update")
-                    continue
+                res = fn(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
             except Exception:
-                pass
+                pass  # adam_update below decides whose fault it was
+            else:
+                if res is None:
+                    _compiled.add("adam_update")
+                else:  # refused by the kernel's own checks
+                    _twin.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
+                continue
         adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
 
 

@@ -69,8 +69,8 @@ def mse(pred, target, lead):
 
 
 def mse_backward(g, pred, target, lead):
-    n = pred.size // max(g.size, 1)
-    return (np.reshape(g, g.shape + (1,) * (pred.ndim - lead)) * (2.0 / n)) * (pred - target)
+    n = int(np.prod(pred.shape[lead:]))
+    return (np.reshape(g, g.shape + (1,) * (pred.ndim - lead)) * (2.0 / n if n else 0.0)) * (pred - target)
 
 
 def check_xent(logits, labels):

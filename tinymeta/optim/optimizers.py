@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import kernels
 from ..engine import Tensor, no_grad
-from ..errors import ArgumentError, CheckpointError
+from ..errors import ArgumentError, CheckpointError, ShapeError
 
 
 def _check(name, value, low=0.0, high=None, open_low=False):
@@ -22,6 +22,10 @@ def _check(name, value, low=0.0, high=None, open_low=False):
     if not ok:
         rng = f"{'(' if open_low else '['}{low}, {high if high is not None else 'inf'})"
         raise ArgumentError(f"{name} must be in {rng}, got {value}")
+
+
+def _is_state_array(v):
+    return np.ndim(v) > 0 or (isinstance(v, np.ndarray) and v.dtype.kind == "f")
 
 
 class Optimizer:
@@ -107,7 +111,9 @@ class Optimizer:
                 if isinstance(v, np.ndarray) and v.ndim and v.shape != params[i].shape:
                     raise CheckpointError(f"load_state_dict: state '{n}' of parameter {i} has "
                                           f"shape {v.shape}, the parameter {params[i].shape}")
-            new_state[id(params[i])] = {n: (np.array(v, dtype=params[i].dtype) if np.ndim(v) else
+            # Arrays stay arrays (a 0-d parameter's moments too: as Python floats they
+            # would no longer update in place); counters such as "step" become numbers.
+            new_state[id(params[i])] = {n: (np.array(v, dtype=params[i].dtype) if _is_state_array(v) else
                                             (v.item() if isinstance(v, np.ndarray) else v))
                                         for n, v in s.items()}
         for group, saved in zip(self.param_groups, sd["param_groups"]):
@@ -191,28 +197,38 @@ class Adam(Optimizer):
         # All of a group's tensors go to the kernel in one call: on a small model (the six
         # tensors of a 1-40-40-1 MLP) the per-parameter Python around the fused kernel cost
         # more than the kernel itself (`tinymeta bench --only kernels`).
-        state = self.state
+        # Everything is checked before anything changes, so a bad gradient leaves every
+        # parameter and every step count as it was.
+        state, batches = self.state, []
         for group in self.param_groups:
-            items, touched = [], []
+            items = []
             for p in group["params"]:
                 grad = p.grad
                 if grad is None:
                     continue
                 data, g = p.data, grad.data
+                if g.shape != data.shape:
+                    raise ShapeError(f"{type(self).__name__}.step: a parameter of shape {data.shape} "
+                                     f"has a gradient of shape {g.shape}; they must match")
                 if not g.flags.c_contiguous or g.dtype != data.dtype:
                     g = np.array(g, dtype=data.dtype, order="C")
                 st = state.get(id(p))
-                if st is None:
+                if st is None or "step" not in st:
                     st = state[id(p)] = dict(step=0, exp_avg=np.zeros_like(data),
                                              exp_avg_sq=np.zeros_like(data))
+                items.append((p, data, g, st))
+            batches.append((group, items))
+        for group, items in batches:
+            for _, _, _, st in items:
                 st["step"] += 1
-                items.append((data, g, st["exp_avg"], st["exp_avg_sq"], st["step"]))
-                touched.append(p)
             b1, b2 = group["betas"]
-            kernels.adam_update_many(items, group["lr"], b1, b2, group["eps"],
-                                     group["weight_decay"], self.decoupled)
-            for p in touched:
-                p._bump_version()
+            try:
+                kernels.adam_update_many(
+                    [(data, g, st["exp_avg"], st["exp_avg_sq"], st["step"]) for _, data, g, st in items],
+                    group["lr"], b1, b2, group["eps"], group["weight_decay"], self.decoupled)
+            finally:
+                for p, _, _, _ in items:
+                    p._bump_version()  # graphs that saved p now know it changed
 
 
 class AdamW(Adam):
