@@ -38,7 +38,6 @@ NAMES = ("relu", "relu_backward", "tanh_backward", "sigmoid_backward", "bias_act
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-_FLOATS = frozenset((_F32, _F64))
 _INTS = (np.dtype(np.int64), np.dtype(np.int32))
 
 _want = os.environ.get("TINYMETA_JIT", "").strip().lower() not in ("0", "false", "no", "off")
@@ -193,24 +192,30 @@ def _impl(name, use_numba):
 
 def _same(a, *rest):
     """All plain ndarrays of one float32/float64 dtype and one shape, all C-contiguous."""
-    # Written for speed: with four arrays (Adam) this check was a third of a call on a
-    # small tensor. Dtypes are compared by identity first (the usual case) and only
-    # then by value: an unpickled array's dtype is equal but a distinct object.
-    if type(a) is not np.ndarray:
-        return False
-    dt = a.dtype
-    if not _is_float(dt) or not a.flags.c_contiguous:
+    # Written for speed: with four arrays (Adam) such checks were a third of a call on a
+    # small tensor.
+    if not _floats(a, *rest) or not a.flags.c_contiguous:
         return False
     shape = a.shape
     for r in rest:
-        if type(r) is not np.ndarray or (r.dtype is not dt and r.dtype != dt) or r.shape != shape \
-                or not r.flags.c_contiguous:
+        if r.shape != shape or not r.flags.c_contiguous:
             return False
     return True
 
 
-def _is_float(dt):
-    return dt is _F64 or dt is _F32 or dt == _F64 or dt == _F32
+def _floats(p, *rest):
+    """All plain ndarrays of one float32/float64 dtype. Dtypes are compared by identity
+    first (the usual case) and only then by value: an unpickled array's dtype is equal
+    but a distinct object."""
+    if type(p) is not np.ndarray:
+        return False
+    dt = p.dtype
+    if not (dt is _F64 or dt is _F32 or dt == _F64 or dt == _F32):
+        return False
+    for r in rest:
+        if type(r) is not np.ndarray or (r.dtype is not dt and r.dtype != dt):
+            return False
+    return True
 
 
 # ---- public API ----
@@ -269,7 +274,7 @@ def mse_backward(g, pred, target, lead):
     """mse's gradient w.r.t. pred, for upstream g of shape pred.shape[:lead]:
     (g * 2/n) * (pred - target), g broadcast over the trailing axes (n of them per row)."""
     suits = (_same(pred, target) and 0 <= lead < pred.ndim and pred.size > 0
-             and type(g) is np.ndarray and g.dtype is pred.dtype and g.shape == pred.shape[:lead])
+             and _floats(pred, g) and g.shape == pred.shape[:lead])
     return _dispatch("mse_backward", suits, g, pred, target, lead)
 
 
@@ -287,21 +292,8 @@ def softmax_xent(logits, labels):
 # The optimizer kernels check layout and shapes themselves, while numba types the
 # call (free at run time, where four arrays' full checks in Python cost ~0.5 us); a
 # refusal comes back as UNSUITED and runs the twin. Here only what numba could not
-# even type: not an ndarray, or not one float32/float64 dtype (byte-swapped, float16).
-_ND = np.ndarray
-
-
-def _floats(p, *rest):
-    if type(p) is not _ND:
-        return False
-    dt = p.dtype
-    if not _is_float(dt):
-        return False
-    for r in rest:
-        if type(r) is not _ND or (r.dtype is not dt and r.dtype != dt):
-            return False
-    return True
-
+# even type (_floats): not an ndarray, or not one float32/float64 dtype (byte-swapped,
+# float16).
 
 def sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
     """In-place SGD step on p (and buf, which may be None when momentum == 0), PyTorch rules."""

@@ -117,16 +117,22 @@ LINEAR_LOOPS = 1024
 
 
 @_jit
+def _row_max(x, i):
+    m = x[i, 0]
+    for j in range(1, x.shape[1]):
+        if x[i, j] > m:
+            m = x[i, j]
+    return m
+
+
+@_jit
 def _softmax_xent(x, labels, losses, d):
     n, c = x.shape
     for i in range(n):
         lab = labels[i]
         if lab < 0 or lab >= c:
             return i  # the wrapper raises; numba cannot build our exception types
-        m = x[i, 0]
-        for j in range(1, c):
-            if x[i, j] > m:
-                m = x[i, j]
+        m = _row_max(x, i)
         # Park exp(x - m) in d so exp runs once per entry.
         s = np.exp(x[i, 0] - m)
         d[i, 0] = s
@@ -151,10 +157,7 @@ def _xent_shift(x, labels, losses, d):
         lab = labels[i]
         if lab < 0 or lab >= c:
             return i
-        m = x[i, 0]
-        for j in range(1, c):
-            if x[i, j] > m:
-                m = x[i, j]
+        m = _row_max(x, i)
         losses[i] = m
         for j in range(c):
             d[i, j] = x[i, j] - m

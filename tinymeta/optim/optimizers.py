@@ -67,16 +67,35 @@ class Optimizer:
 
     @no_grad()
     def step(self):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state.setdefault(id(p), {})
-                g = p.grad.data
-                if not g.flags.c_contiguous or g.dtype != p.dtype:
-                    g = np.array(g, dtype=p.dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
-                self._update(p.data, g, st, group)
-                p._bump_version()  # graphs that saved p now know it changed
+        # Every gradient is checked before any parameter moves, so a bad one leaves all
+        # parameters and all optimizer state as they were.
+        batches = [(group, self._gather(group)) for group in self.param_groups]
+        for group, items in batches:
+            try:
+                self._update_group(group, items)
+            finally:
+                for p, _, _ in items:
+                    p._bump_version()  # graphs that saved p now know it changed
+
+    def _gather(self, group):
+        """(param, data, gradient array) for each parameter of ``group`` with a gradient;
+        the gradient C-contiguous and of the parameter's dtype, as the kernels want."""
+        items = []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            data, g = p.data, p.grad.data
+            if g.shape != data.shape:
+                raise ShapeError(f"{type(self).__name__}.step: a parameter of shape {data.shape} has "
+                                 f"a gradient of shape {g.shape}; they must match")
+            if not g.flags.c_contiguous or g.dtype != data.dtype:
+                g = np.array(g, dtype=data.dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
+            items.append((p, data, g))
+        return items
+
+    def _update_group(self, group, items):
+        for p, data, g in items:
+            self._update(data, g, self.state.setdefault(id(p), {}), group)
 
     def _update(self, p, g, state, group):
         raise NotImplementedError
@@ -192,43 +211,21 @@ class Adam(Optimizer):
         for b in betas:
             _check("betas", b, 0.0, 1.0)
 
-    @no_grad()
-    def step(self):
+    def _update_group(self, group, items):
         # All of a group's tensors go to the kernel in one call: on a small model (the six
         # tensors of a 1-40-40-1 MLP) the per-parameter Python around the fused kernel cost
         # more than the kernel itself (`tinymeta bench --only kernels`).
-        # Everything is checked before anything changes, so a bad gradient leaves every
-        # parameter and every step count as it was.
-        state, batches = self.state, []
-        for group in self.param_groups:
-            items = []
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                data, g = p.data, grad.data
-                if g.shape != data.shape:
-                    raise ShapeError(f"{type(self).__name__}.step: a parameter of shape {data.shape} "
-                                     f"has a gradient of shape {g.shape}; they must match")
-                if not g.flags.c_contiguous or g.dtype != data.dtype:
-                    g = np.array(g, dtype=data.dtype, order="C")
-                st = state.get(id(p))
-                if st is None or "step" not in st:
-                    st = state[id(p)] = dict(step=0, exp_avg=np.zeros_like(data),
-                                             exp_avg_sq=np.zeros_like(data))
-                items.append((p, data, g, st))
-            batches.append((group, items))
-        for group, items in batches:
-            for _, _, _, st in items:
-                st["step"] += 1
-            b1, b2 = group["betas"]
-            try:
-                kernels.adam_update_many(
-                    [(data, g, st["exp_avg"], st["exp_avg_sq"], st["step"]) for _, data, g, st in items],
-                    group["lr"], b1, b2, group["eps"], group["weight_decay"], self.decoupled)
-            finally:
-                for p, _, _, _ in items:
-                    p._bump_version()  # graphs that saved p now know it changed
+        batch = []
+        for p, data, g in items:
+            st = self.state.get(id(p))
+            if st is None or "step" not in st:
+                st = self.state[id(p)] = dict(step=0, exp_avg=np.zeros_like(data),
+                                              exp_avg_sq=np.zeros_like(data))
+            st["step"] += 1
+            batch.append((data, g, st["exp_avg"], st["exp_avg_sq"], st["step"]))
+        b1, b2 = group["betas"]
+        kernels.adam_update_many(batch, group["lr"], b1, b2, group["eps"], group["weight_decay"],
+                                 self.decoupled)
 
 
 class AdamW(Adam):
