@@ -17,7 +17,7 @@ LAYERS = [
     ("metrics", "plotting", "data", "loop"),
     ("train", "learners"),
     ("meta",),
-    ("cli", "__init__", "__main__"),
+    ("cli", "bench", "__init__", "__main__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
