@@ -27,6 +27,7 @@ class _Mode:
     default_dtype = np.dtype(np.float32)
     seq = 0           # creation counter: a node's inputs always have smaller numbers
     last_inplace = -1  # seq value at the latest in-place write anywhere
+    tape = None       # the recorder of tm.trace while one runs (see tape.py), else None
 
 
 _mode = _Mode()
@@ -183,6 +184,8 @@ class Tensor:
         return self.data
 
     def item(self):
+        if _mode.tape is not None:
+            _mode.tape.refuse_python_value(self, "item()")
         if self.data.size != 1:
             raise GraphError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.data.item()
@@ -197,6 +200,8 @@ class Tensor:
         return f"tensor({body}{extra}, dtype={self.dtype})"
 
     def __bool__(self):
+        if _mode.tape is not None:
+            _mode.tape.refuse_python_value(self, "bool()")
         if self.data.size != 1:
             raise ShapeError(f"the truth value of a tensor with {self.data.size} elements (shape "
                              f"{self.shape}) is ambiguous; use (t > 0).any() or .all() style "
@@ -204,6 +209,8 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self):
+        if _mode.tape is not None:
+            _mode.tape.refuse_python_value(self, "float()")
         return float(self.item())
 
     def __array__(self, dtype=None, copy=None):
@@ -219,6 +226,8 @@ class Tensor:
     # -- in-place updates: allowed only where no gradient can be corrupted
     def _write(self, what, fn, value):
         """Run an in-place NumPy write; its errors become tinymeta's, naming the method."""
+        if _mode.tape is not None:
+            _mode.tape.refuse_inplace(what)
         self._inplace(what, value)
         try:
             fn(self.data, _data(value))
@@ -456,7 +465,14 @@ def _step(t, g, grads, masks, retain_graph, hook, order):
         _check_versions(t, node)
     ins = node.inputs
     need = masks.get(node, node.need) if masks else node.need
+    if not any(need):
+        return  # an input of tm.grad that leads to no other input: its own graph stays intact
+    tape = _mode.tape
+    if tape is not None:  # tm.trace labels what the rule runs with the op it belongs to
+        outer = tape.enter_rule(t, node.op.name)
     gins = node.op.backward(g, t, ins, need, node.kwargs)  # in each input's shape and dtype
+    if tape is not None:
+        tape.leave_rule(outer)
     if hook is not None:
         hook(t, node, g, gins)
     if _mode.anomaly and any(gi is not None and not np.isfinite(gi.data).all() for gi in gins):
@@ -471,7 +487,10 @@ def _step(t, g, grads, masks, retain_graph, hook, order):
 
 def _accumulate(leaf, g, create_graph, given):
     """Add ``g`` into ``leaf.grad``."""
+    tape = _mode.tape
     if leaf.grad is not None:
+        if tape is not None:
+            tape.reading_grad(leaf)
         leaf.grad = leaf.grad + g
     elif create_graph:
         leaf.grad = g
@@ -480,9 +499,14 @@ def _accumulate(leaf, g, create_graph, given):
         # broadcast view, never shared with another leaf (``given`` remembers).
         gd = g.data
         if g in given or not (gd.flags.owndata and gd.flags.writeable):
-            g = _wrap(np.array(gd))
+            copy = _wrap(np.array(gd))
+            if tape is not None:
+                tape.same_value(copy, g)
+            g = copy
         given.add(g)
         leaf.grad = g
+    if tape is not None:
+        tape.wrote_grad(leaf)
 
 
 def _raise_anomaly(order, node, t):

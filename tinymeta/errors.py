@@ -56,6 +56,11 @@ class ArgumentError(TinymetaError, ValueError):
     """An argument with an invalid value (negative learning rate, zero shots, ...)."""
 
 
+class TraceError(TinymetaError, RuntimeError):
+    """A traced program (``tm.trace``, ``tm.jit``) would replay something wrongly: a Python
+    value read from a traced tensor, or inputs of another shape or dtype."""
+
+
 class NotFittedError(TinymetaError, ValueError, AttributeError):
     """``predict``/``score`` before ``fit``; also a ValueError and AttributeError, as in scikit-learn."""
 
@@ -124,7 +129,7 @@ def guard(fn):
 
 __all__ = [
     "TinymetaError", "ShapeError", "DTypeError", "IndexingError", "GraphError", "InplaceError",
-    "AnomalyError", "GradcheckError", "CheckpointError", "ArgumentError", "NotFittedError",
+    "AnomalyError", "GradcheckError", "CheckpointError", "ArgumentError", "TraceError", "NotFittedError",
     "MissingDependencyError", "DatasetError", "translate", "guard",
 ]
 

@@ -132,7 +132,8 @@ class MetaLearner:
                 fast = [p.requires_grad_() for p in fast]
             if not any(params[n].requires_grad and not params[n].is_leaf for n in names):
                 return {n: p.detach() for n, p in zip(names, fast)}
-            return {n: params[n] + (p.data - params[n].data) for n, p in zip(names, fast)}
+            # (in tinymeta ops, not on .data: tm.trace must see the update to replay it)
+            return {n: params[n] + (p.detach() - params[n].detach()) for n, p in zip(names, fast)}
         for _ in range(steps):
             loss = ops.sum(self.task_losses(params, x, y))
             # retain_graph: the query loss shares this graph's first nodes (theta_T).

@@ -16,10 +16,10 @@ Derived ops (``mean``, ``stack``, ``squeeze``...) are compositions of primitives
 no rule of their own.
 """
 from . import methods  # noqa: F401  (gives Tensor its operators)
-from .core import Op, apply, as_tensor, astype, broadcast_to, defop, sum_to
-from .elementwise import (abs, add, clip, cos, div, exp, leaky_relu, log, maximum, minimum, mul, neg, pow,
-                          relu, relu_backward, sigmoid, sigmoid_backward, sin, softplus, sqrt, sub, tanh,
-                          tanh_backward, where)
+from .core import Op, apply, as_tensor, astype, broadcast_to, defop, defop_nondiff, sum_to
+from .elementwise import (abs, add, clip, cos, div, equal, exp, greater, greater_equal, isfinite, leaky_relu,
+                          less, less_equal, log, maximum, minimum, mul, neg, not_equal, pow, relu, relu_backward,
+                          sigmoid, sigmoid_backward, sign, sin, softplus, sqrt, sub, tanh, tanh_backward, where)
 from .fused import linear, mse, mse_grad, softmax_cross_entropy, sub_scaled
 from .linalg import inv, matmul, matmul_nt, matmul_tn, pinv, solve
 from .reductions import log_softmax, logsumexp, max, mean, min, softmax, sum, var

@@ -28,10 +28,13 @@ from ..errors import DTypeError, GraphError, ShapeError, TinymetaError, translat
 class Op:
     """A primitive: a forward on arrays and one vector-Jacobian product per input."""
 
-    __slots__ = ("name", "forward", "vjps", "view", "reads_inputs")
+    __slots__ = ("name", "forward", "vjps", "view", "reads_inputs", "src")
 
-    def __init__(self, name, forward, vjps, view=False, reads_inputs=True):
+    def __init__(self, name, forward, vjps, view=False, reads_inputs=True, src=None):
         self.name, self.forward, self.vjps, self.view = name, forward, vjps, view
+        # How tm.trace prints this op as NumPy: a format string over the inputs ({0}, {1}...)
+        # and options ({axis}...), or a function (input names, options) -> expression.
+        self.src = src
         # False when no rule reads the operands' values (add, sub): then a node keeps no
         # reference to operands that need no gradient, so p - lr * g does not pin g.
         self.reads_inputs = reads_inputs
@@ -121,8 +124,12 @@ def apply(op, *args, **kwargs):
         vc = first._vc  # a view: in-place changes to either are changes to both
     if track and _mode.grad_enabled:
         need = tuple(type(a) is Tensor and a.requires_grad for a in args)
-        return _wrap(out, Node(op, args, kwargs, need), vc)
-    return _wrap(out, None, vc)
+        res = _wrap(out, Node(op, args, kwargs, need), vc)
+    else:
+        res = _wrap(out, None, vc)
+    if _mode.tape is not None:
+        _mode.tape.record(op, args, kwargs, res)
+    return res
 
 
 def _binary(op):
@@ -141,10 +148,14 @@ def _binary(op):
             _check_result(op, out, (a, b))
         na, nb = ta and a.requires_grad, tb and b.requires_grad
         if (na or nb) and _mode.grad_enabled:
-            if light:
-                a, b = (a if na else None), (b if nb else None)
-            return _wrap(out, Node(op, (a, b), _NOKW, (na, nb)))
-        return _wrap(out)
+            # A node keeps an operand only when it needs it (see Op.reads_inputs).
+            keep = (a if na else None, b if nb else None) if light else (a, b)
+            res = _wrap(out, Node(op, keep, _NOKW, (na, nb)))
+        else:
+            res = _wrap(out)
+        if _mode.tape is not None:
+            _mode.tape.record(op, (a, b), _NOKW, res)
+        return res
     return run
 
 
@@ -162,20 +173,27 @@ def _unary(op):
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         if _mode.grad_enabled and a.requires_grad:
-            return _wrap(out, Node(op, (a,), kwargs, _NEED1))
-        return _wrap(out)
+            res = _wrap(out, Node(op, (a,), kwargs, _NEED1))
+        else:
+            res = _wrap(out)
+        if _mode.tape is not None:
+            _mode.tape.record(op, (a,), kwargs, res)
+        return res
     return run
 
 
-def defop(name, forward, *vjps, view=False, reads_inputs=True, args=None, op=None, doc=None):
+def defop(name, forward, *vjps, view=False, reads_inputs=True, args=None, op=None, doc=None, src=None):
     """Define a primitive and return the function users call.
 
     ``args(*call_args, **call_kwargs) -> (tensors, options)`` normalises a call (an ``axis``
     list to a tuple, a shape given as several ints to one tuple...) and checks it; ops
     without options need none. ``view`` marks ops whose result may share memory with their
     first input; ``reads_inputs=False`` marks ops whose rules never read the operands' values.
-    ``op`` passes a ready ``Op`` (a subclass with its own ``vjp``)."""
+    ``op`` passes a ready ``Op`` (a subclass with its own ``vjp``). ``src`` says how the op
+    reads as NumPy in a traced program (``tm.trace``)."""
     op = op or Op(name, forward, vjps, view, reads_inputs)
+    if src is not None:
+        op.src = src
     if args is None and len(vjps) == 2 and not view:
         run = _binary(op)
     elif args is None and len(vjps) == 1 and not view:
@@ -221,6 +239,27 @@ def _signature(args, n_inputs):
         params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_TENSORISH)
                   for n in names]
     return inspect.Signature(params, return_annotation=Tensor)
+
+
+def defop_nondiff(name, forward, src=None, doc=None):
+    """An op with no derivative (comparisons, sign): it records no graph node, but the tape
+    still records it, so a mask computed from tensors follows new inputs on replay."""
+    op = Op(name, forward, None, src=src)
+
+    def run(*args):
+        try:
+            out = np.asarray(forward(*[data(a) for a in args]))
+        except Exception as exc:
+            raise translate(name, args, exc) from exc
+        res = _wrap(out)
+        if _mode.tape is not None:
+            _mode.tape.record(op, args, _NOKW, res)
+        return res
+    run.op = op
+    run.__name__ = run.__qualname__ = name
+    run.__module__ = "tinymeta.ops"
+    run.__doc__ = doc
+    return run
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -300,12 +339,14 @@ def _shape_args(x, shape):
 broadcast_to = defop("broadcast_to", np.broadcast_to,
                      lambda g, o, a, shape: sum_to(g, a.shape),
                      view=True, args=_shape_args,
-                     doc="``x`` broadcast to ``shape`` (a read-only view); its rule sums back.")
+                     doc="``x`` broadcast to ``shape`` (a read-only view); its rule sums back.",
+            src="np.broadcast_to({0}, {shape})")
 
 sum_to = defop("sum_to", _sum_to_fwd,
                lambda g, o, a, shape: broadcast_to(g, a.shape),
                args=_shape_args,
-               doc="Sum ``x`` over the axes broadcasting added or stretched, down to ``shape``.")
+               doc="Sum ``x`` over the axes broadcasting added or stretched, down to ``shape``.",
+            src="sum_to({0}, {shape})")
 
 
 def _astype_fwd(x, dtype):
@@ -317,4 +358,5 @@ def _astype_fwd(x, dtype):
 
 astype = defop("astype", _astype_fwd, lambda g, o, a, dtype: astype(g, a.dtype),
                args=lambda x, dtype: ((x,), {"dtype": np.dtype(dtype)}),
-               doc="``x`` converted to ``dtype``; the gradient is converted back.")
+               doc="``x`` converted to ``dtype``; the gradient is converted back.",
+            src="{0}.astype(np.{dtype})")

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import kernels
 from ..errors import ArgumentError, ShapeError
-from .core import Op, count, data, defop, keepdims_shape, norm_axis
-from .elementwise import relu_backward
+from .core import Op, astype, count, data, defop, keepdims_shape, norm_axis
+from .elementwise import equal, relu_backward
 from .linalg import matmul_arrays, matmul_tn
 from .reductions import softmax, sum
 from .shape import reshape, unsqueeze
@@ -63,7 +63,9 @@ def _linear_args(x, weight, bias=None, activation=None):
     return args, {"activation": activation}
 
 
-linear = defop("linear", None, op=_Linear("linear", _linear_fwd, _LINEAR_RULES), args=_linear_args,
+linear = defop("linear", None, op=_Linear("linear", _linear_fwd, _LINEAR_RULES,
+                                          src="linear({0}, {1}, {2}, activation={activation})"),
+               args=_linear_args,
                doc="x @ W^T + b (W: (out, in), PyTorch's layout), and with activation='relu' the relu "
                    "too, in one node. Leading axes broadcast, so one call runs a whole meta-batch of "
                    "per-task weights.")
@@ -98,14 +100,16 @@ def _mse_grad_vjp_pred(gg, o, g, pred, target, axis=None):
 mse_grad = defop("mse_grad", kernels.mse_backward, _mse_grad_vjp_g, _mse_grad_vjp_pred,
                  lambda gg, o, g, p, t, axis=None: -_mse_grad_vjp_pred(gg, o, g, p, t, axis),
                  args=_mse_grad_args,
-                 doc="g * 2/n * (pred - target): the derivative of mse w.r.t. pred, as one primitive.")
+                 doc="g * 2/n * (pred - target): the derivative of mse w.r.t. pred, as one primitive.",
+            src="mse_grad({0}, {1}, {2}, axis={axis})")
 
 mse = defop("mse", kernels.mse,
             lambda g, o, p, t, axis=None: mse_grad(g, p, t, axis=axis),
             lambda g, o, p, t, axis=None: -mse_grad(g, p, t, axis=axis),
             args=_mse_args,
             doc="Mean squared error over ``axis`` (all axes by default) in one node: the loss of "
-                "every regression task, one per task with ``axis`` covering the trailing axes.")
+                "every regression task, one per task with ``axis`` covering the trailing axes.",
+            src="mse({0}, {1}, axis={axis})")
 
 # ----------------------------------------------------------------------------- sub_scaled
 
@@ -113,14 +117,15 @@ sub_scaled = defop("sub_scaled", lambda p, lr, d: p - lr * d,
                    lambda g, o, p, lr, d: g,
                    lambda g, o, p, lr, d: -(g * d),
                    lambda g, o, p, lr, d: -(g * lr),
-                   doc="p - lr * d, the SGD update, in one node; lr may be a tensor (a learned rate).")
+                   doc="p - lr * d, the SGD update, in one node; lr may be a tensor (a learned rate).",
+            src="{0} - {1} * {2}")
 
 # ----------------------------------------------------------------------------- cross-entropy
 
 
 def _xent_vjp(g, o, logits, labels):
-    onehot = np.zeros(logits.shape, dtype=logits.dtype)
-    np.put_along_axis(onehot, np.asarray(data(labels))[:, None], 1.0, axis=1)
+    classes = np.arange(logits.shape[-1])
+    onehot = astype(equal(unsqueeze(labels, -1), classes), logits.dtype)
     return unsqueeze(g, -1) * (softmax(logits, axis=-1) - onehot)
 
 
@@ -128,4 +133,5 @@ softmax_cross_entropy = defop(
     "softmax_cross_entropy", lambda logits, labels: kernels.softmax_xent(logits, np.asarray(labels)),
     _xent_vjp, lambda *a: None,
     doc="Per-example -log softmax(logits)[label] for logits (N, C) and integer labels (N,); "
-        "stable for extreme logits.")
+        "stable for extreme logits.",
+            src="softmax_cross_entropy({0}, {1})")

@@ -69,7 +69,8 @@ def _matmul_vjp_b(g, o, a, b):
 
 
 matmul = defop("matmul", matmul_arrays, _matmul_vjp_a, _matmul_vjp_b,
-               doc="Matrix product a @ b; leading axes broadcast as batch axes.")
+               doc="Matrix product a @ b; leading axes broadcast as batch axes.",
+            src="{0} @ {1}")
 
 # a @ b^T and a^T @ b (transposes of the last two axes) as primitives: every matmul and
 # linear rule needs one, and a separate transpose node each time cost more than the math.
@@ -77,11 +78,13 @@ matmul = defop("matmul", matmul_arrays, _matmul_vjp_a, _matmul_vjp_b,
 matmul_nt = defop("matmul_nt", lambda a, b: matmul_arrays(a, np.swapaxes(b, -1, -2)),
                   lambda g, o, a, b: g @ b,
                   lambda g, o, a, b: matmul_tn(g, a),
-                  doc="a @ b^T (b's last two axes swapped), as one primitive.")
+                  doc="a @ b^T (b's last two axes swapped), as one primitive.",
+            src="{0} @ np.swapaxes({1}, -1, -2)")
 matmul_tn = defop("matmul_tn", lambda a, b: matmul_arrays(np.swapaxes(a, -1, -2), b),
                   lambda g, o, a, b: matmul_nt(b, g),
                   lambda g, o, a, b: a @ g,
-                  doc="a^T @ b (a's last two axes swapped), as one primitive.")
+                  doc="a^T @ b (a's last two axes swapped), as one primitive.",
+            src="np.swapaxes({0}, -1, -2) @ {1}")
 
 # ----------------------------------------------------------------------------- solve, inv, pinv
 
@@ -118,7 +121,8 @@ def _solve_vjp_a(g, x, a, b):
 
 
 solve = defop("solve", _solve_fwd, _solve_vjp_a, _solve_vjp_b,
-              doc="X with A X = B. A: (..., n, n); B: (..., n, k) or (n,).")
+              doc="X with A X = B. A: (..., n, n); B: (..., n, k) or (n,).",
+            src="np.linalg.solve({0}, {1})")
 
 
 def _inv_fwd(a):
@@ -131,7 +135,8 @@ def _inv_fwd(a):
 
 
 inv = defop("inv", _inv_fwd, lambda g, o, a: -(swap_last2(o) @ g @ swap_last2(o)),
-            doc="The inverse of square matrices (..., n, n).")
+            doc="The inverse of square matrices (..., n, n).",
+            src="np.linalg.inv({0})")
 
 
 def _pinv_vjp(g, p, a):
@@ -156,4 +161,5 @@ def _pinv_fwd(a):
 
 
 pinv = defop("pinv", _pinv_fwd, _pinv_vjp,
-             doc="Moore-Penrose pseudo-inverse of (..., m, n) matrices, through the SVD.")
+             doc="Moore-Penrose pseudo-inverse of (..., m, n) matrices, through the SVD.",
+            src="np.linalg.pinv({0})")

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import ShapeError, guard
 from ..engine import Tensor
-from .core import Axis, TensorLike, as_tensor, broadcast_to, count, data, defop, keepdims_shape, norm_axis
-from .elementwise import exp, where
+from .core import Axis, TensorLike, as_tensor, astype, broadcast_to, count, data, defop, keepdims_shape, norm_axis
+from .elementwise import equal, exp, isfinite, where
 from .shape import reshape
 
 
@@ -26,14 +26,14 @@ def _spread(g, a, axis, keepdims):
 sum = defop("sum", lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims),  # noqa: A001
             lambda g, o, a, axis=None, keepdims=False: broadcast_to(_spread(g, a, axis, keepdims), a.shape),
             args=_reduce_args,
-            doc="Sum over ``axis`` (an int, a tuple, or None for all axes).")
+            doc="Sum over ``axis`` (an int, a tuple, or None for all axes).",
+            src="np.sum({0}, axis={axis}, keepdims={keepdims})")
 
 
 def _extreme_vjp(g, o, a, axis=None, keepdims=False):
-    shape = keepdims_shape(a.shape, axis)
-    mask = a.data == np.reshape(o.data, shape)
-    share = mask / np.sum(mask, axis=axis, keepdims=True)  # ties split the gradient evenly
-    return _spread(g, a, axis, keepdims) * share.astype(a.dtype)
+    mask = astype(equal(a, reshape(o, keepdims_shape(a.shape, axis))), a.dtype)
+    share = mask / sum(mask, axis=axis, keepdims=True)  # ties split the gradient evenly
+    return _spread(g, a, axis, keepdims) * share
 
 
 def _nonempty(reduce, what):
@@ -45,9 +45,11 @@ def _nonempty(reduce, what):
 
 
 max = defop("max", _nonempty(np.max, "max"), _extreme_vjp, args=_reduce_args,  # noqa: A001
-            doc="Largest value over ``axis``; ties share the gradient evenly.")
+            doc="Largest value over ``axis``; ties share the gradient evenly.",
+            src="np.max({0}, axis={axis}, keepdims={keepdims})")
 min = defop("min", _nonempty(np.min, "min"), _extreme_vjp, args=_reduce_args,  # noqa: A001
-            doc="Smallest value over ``axis``; ties share the gradient evenly.")
+            doc="Smallest value over ``axis``; ties share the gradient evenly.",
+            src="np.min({0}, axis={axis}, keepdims={keepdims})")
 
 
 @guard
@@ -82,11 +84,12 @@ def _lse_fwd(x, axis=None, keepdims=False):
 
 def _lse_vjp(g, o, a, axis=None, keepdims=False):
     shape = keepdims_shape(a.shape, axis)
-    return _spread(g, a, axis, keepdims) * exp(a - reshape(where(np.isfinite(o.data), o, 0.0), shape))
+    return _spread(g, a, axis, keepdims) * exp(a - reshape(where(isfinite(o), o, 0.0), shape))
 
 
 logsumexp = defop("logsumexp", _lse_fwd, _lse_vjp, args=_reduce_args,
-                  doc="log(sum(exp(x))) over ``axis``, computed stably (max-shifted).")
+                  doc="log(sum(exp(x))) over ``axis``, computed stably (max-shifted).",
+            src="logsumexp({0}, axis={axis}, keepdims={keepdims})")
 
 
 def _softmax_fwd(x, axis=-1):
@@ -101,8 +104,10 @@ def _one_axis(x, axis=-1):
 softmax = defop("softmax", _softmax_fwd,
                 lambda g, o, a, axis: o * (g - sum(g * o, axis=axis, keepdims=True)),
                 args=_one_axis,
-                doc="exp(x) / sum(exp(x)) along ``axis`` (default the last), max-shifted for stability.")
+                doc="exp(x) / sum(exp(x)) along ``axis`` (default the last), max-shifted for stability.",
+            src="softmax({0}, axis={axis})")
 log_softmax = defop("log_softmax", lambda x, axis: x - _lse_fwd(x, axis=axis, keepdims=True),
                     lambda g, o, a, axis: g - exp(o) * sum(g, axis=axis, keepdims=True),
                     args=_one_axis,
-                    doc="x - logsumexp(x) along ``axis`` (default the last): stable log-probabilities.")
+                    doc="x - logsumexp(x) along ``axis`` (default the last): stable log-probabilities.",
+            src="log_softmax({0}, axis={axis})")

@@ -19,7 +19,8 @@ from .core import Axis, Op, TensorLike, as_tensor, broadcast_to, check_axis, dat
 reshape = defop("reshape", np.reshape, lambda g, o, a, shape: reshape(g, a.shape), view=True,
                 args=lambda x, *shape: ((x,), {"shape": norm_shape(shape)}),
                 doc="``x`` with a new shape of the same size (a view when NumPy can make one); "
-                    "the shape as ints or one tuple, -1 for one inferred size.")
+                    "the shape as ints or one tuple, -1 for one inferred size.",
+            src="np.reshape({0}, {shape})")
 
 
 def _transpose_args(x, *dims, axes=None):
@@ -50,7 +51,8 @@ transpose = defop("transpose", np.transpose,
                   lambda g, o, a, axes=None: transpose(g, axes=_inverse(axes)),
                   view=True, args=_transpose_args,
                   doc="``transpose(x)`` reverses the axes; ``transpose(x, d0, d1)`` swaps two axes, "
-                      "as in PyTorch; ``transpose(x, axes=perm)`` permutes them, as in NumPy.")
+                      "as in PyTorch; ``transpose(x, axes=perm)`` permutes them, as in NumPy.",
+            src="np.transpose({0}, {axes})")
 
 
 def swap_last2(x: TensorLike) -> Tensor:
@@ -139,11 +141,13 @@ def _scatter_fwd(g, idx, shape):
 getitem = defop("getitem", lambda x, idx: x[idx],
                 lambda g, o, a, idx: scatter(g, idx, a.shape), view=True,
                 args=lambda x, idx: ((x,), {"idx": _index_key(idx)}),
-                doc="``x[idx]``: basic and integer-array indexing; repeated indices add up in the gradient.")
+                doc="``x[idx]``: basic and integer-array indexing; repeated indices add up in the gradient.",
+            src="{0}[{idx}]")
 scatter = defop("scatter", _scatter_fwd,
                 lambda gg, o, g, idx, shape: getitem(gg, idx),
                 args=lambda g, idx, shape: ((g,), {"idx": idx, "shape": shape}),
-                doc="Zeros of ``shape`` with ``g`` added at ``idx``: the rule of ``getitem``.")
+                doc="Zeros of ``shape`` with ``g`` added at ``idx``: the rule of ``getitem``.",
+            src="scatter({0}, {idx}, {shape})")
 
 
 # ----------------------------------------------------------------------------- joining
@@ -174,7 +178,8 @@ def _concat_args(tensors, axis=0):
 
 
 concatenate = defop("concatenate", None,
-                    op=_Concat("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), None),
+                    op=_Concat("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), None,
+                       src=lambda names, axis: f"np.concatenate([{', '.join(names)}], axis={axis})"),
                     args=_concat_args,
                     doc="Join tensors along an existing ``axis``.")
 

@@ -10,8 +10,8 @@ until ``zero_grad()``; ``step()`` uses whatever has accumulated.
 import numpy as np
 
 from .. import kernels
-from ..engine import Tensor, no_grad
-from ..errors import ArgumentError, CheckpointError, ShapeError
+from ..engine import Tensor, _mode, no_grad
+from ..errors import ArgumentError, CheckpointError, ShapeError, TraceError
 
 
 def _check(name, value, low=0.0, high=None, open_low=False):
@@ -74,6 +74,11 @@ class Optimizer:
     @no_grad()
     def step(self) -> None:
         """One update of every parameter with a gradient, from its ``.grad``."""
+        if _mode.tape is not None:
+            raise TraceError(f"{type(self).__name__}.step() inside a function being traced (tm.trace, "
+                             "tm.jit): its in-place update is not recorded, so a replay would skip it. "
+                             "Trace the loss and gradients (e.g. a function that runs backward() or "
+                             "returns tm.grad(...)) and call step() outside")
         # Every gradient is checked before anything changes (parameters, state, even a
         # learning rate), so a bad one leaves the optimizer and the model as they were.
         batches = [(group, self._gather(group)) for group in self.param_groups]
