@@ -11,7 +11,7 @@ Garnelo et al. 2018). phi_i is the *full* parameter vector of a base learner (a 
 model, or an MLP such as 1-40-40-1) run through ``nn.functional_call``. A new task is
 solved by one forward pass instead of gradient steps.
 
-Two ways to train theta (the design documents' supervised form, and end to end):
+Two ways to train theta (supervised on known optima, and end to end):
 
 1. supervised:  min_theta sum_i || f_theta(S_i) - phi_i* ||^2, with phi_i* each task's
    optimum (closed form through the pseudo-inverse for linear tasks, or gradient descent).
