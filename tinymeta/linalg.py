@@ -41,7 +41,11 @@ def _solve_vjp_a(g, x, a, b):
 
 
 solve = defop("solve", _solve_fwd, _solve_vjp_a, _solve_vjp_b)
-solve.__doc__ = "X with A X = B. A: (..., n, n); B: (..., n, k) or (n,)."
+solve.__doc__ = """X with A X = B, differentiable in A and B (to any order).
+
+Args: ``a`` square matrices (..., n, n); ``b`` right-hand sides (..., n, k) or a vector (n,).
+Returns: X of B's shape (batched like A). A singular A raises ``ShapeError``.
+Example: ``tm.linalg.solve(tm.tensor([[2.0, 0], [0, 4]]), tm.tensor([2.0, 2]))`` is [1, 0.5]."""
 
 
 def _inv_fwd(a):
@@ -54,7 +58,9 @@ def _inv_fwd(a):
 
 
 inv = defop("inv", _inv_fwd, lambda g, o, a: -(_swap(o) @ g @ _swap(o)))
-inv.__doc__ = "The inverse of square matrices (..., n, n)."
+inv.__doc__ = """The inverse of square matrices (..., n, n), differentiable: d(A^-1) = -A^-1 dA A^-1.
+
+Prefer :func:`solve` for A^-1 B (faster and more accurate). A singular A raises ``ShapeError``."""
 
 
 def _pinv_vjp(g, p, a):
@@ -79,6 +85,10 @@ def _pinv_fwd(a):
 
 
 pinv = defop("pinv", _pinv_fwd, _pinv_vjp)
-pinv.__doc__ = "Moore-Penrose pseudo-inverse of (..., m, n) matrices, through the SVD."
+pinv.__doc__ = """Moore-Penrose pseudo-inverse A+ of (..., m, n) matrices, through the SVD.
+
+Returns (..., n, m). pinv(X) @ y is the least-squares (minimum-norm) solution of X w = y, which
+``learners.RidgeRegression`` and the mapping learner's targets use. Differentiable where the
+rank is locally constant (Golub & Pereyra 1973)."""
 
 __all__ = ["solve", "inv", "pinv", "matmul", "squeeze"]

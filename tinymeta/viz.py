@@ -20,12 +20,15 @@ micrograd's classic example reads like this::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, TextIO
+from typing import TYPE_CHECKING, Any, Mapping, TextIO
 
 import numpy as np
 
 from .engine import Tensor, _run_backward, _seed_grads
 from .errors import ArgumentError, DTypeError
+
+if TYPE_CHECKING:  # matplotlib loads only when a picture is drawn
+    from matplotlib.figure import Figure
 
 __all__ = ["draw", "layout", "to_dot", "trace_backward", "Layout", "Box"]
 
@@ -384,7 +387,7 @@ _FILL = {"param": "#dbe9ff", "const": "#eeeeee", "op": "white", "group": "#fff4d
 
 
 def draw(t: Tensor, path: str | None = None, names: Any = None, grads: bool | str = "auto",
-         max_nodes: int = 40, title: str | None = None, dpi: int = 120):
+         max_nodes: int = 40, title: str | None = None, dpi: int = 120) -> "Figure":
     """Draw the graph that produced ``t`` with matplotlib (no Graphviz needed).
 
     One box per tensor, left to right from the leaves to ``t``: the op (with any constants
