@@ -554,3 +554,13 @@ def test_trace_backward_every_printed_symbol_has_a_legend_line(capsys):
     starts = [line.split()[0] for line in tm.viz.LEGEND[1:] if line.startswith("  ") and line.split()]
     for symbol in ("op", "out", "got", "sent", "-", "|g|=N", "->sum"):
         assert symbol in starts, symbol
+
+
+def test_draw_after_a_graph_freeing_backward_says_how_to_keep_it():
+    (a, b, c, f), L = _micrograd()
+    L.backward()  # frees the graph
+    fig = tm.viz.draw(L)
+    boxes, edges = _boxes_and_edges(fig)
+    assert len(boxes) == 1 and "(freed)" in boxes[0][0] and not edges
+    assert any("retain_graph=True" in t.get_text() for t in fig.texts)
+    _close(fig)

@@ -326,7 +326,10 @@ def layout(t: Tensor, names: Any = None, grads: bool | str = "auto",
             lines.append("grad " + _fmt_grad(g))
         items[id(u)] = (lines, kind, depth[id(u)])
     lay = _place(items, edges)
-    lay.note = ""
+    freed = [u for u in nodes if u._node is not None and u._node.inputs is None]
+    lay.note = ("" if not freed else
+                f"{len(freed)} op(s) marked (freed): backward() released the graph there; call "
+                "backward(retain_graph=True), or draw before backward, to see all of it")
     return lay
 
 

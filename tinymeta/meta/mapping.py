@@ -86,7 +86,7 @@ class MappingLearner(MetaLearner):
         return self.head(pooled)
 
     def unflatten(self, flat):
-        """(T, n_params) -> {name: (T, *shape)} for ``functional_call``."""
+        """``(T, n_params)`` -> ``{name: (T, *shape)}`` for ``functional_call``."""
         params, start = {}, 0
         for (name, shape), size in zip(self.shapes, self.sizes):
             params[name] = ops.reshape(flat[:, start:start + size], (flat.shape[0],) + tuple(shape))
@@ -94,7 +94,7 @@ class MappingLearner(MetaLearner):
         return params
 
     def flatten_targets(self, targets):
-        """Targets as (T, n_params): an array already flat, or a dict name -> (T, *shape)."""
+        """Targets as ``(T, n_params)``: an array already flat, or a dict name -> ``(T, *shape)``."""
         if isinstance(targets, dict):
             targets = np.concatenate([np.asarray(targets[n]).reshape(len(targets[n]), -1)
                                       for n, _ in self.shapes], axis=1)
