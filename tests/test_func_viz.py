@@ -564,3 +564,12 @@ def test_draw_after_a_graph_freeing_backward_says_how_to_keep_it():
     assert len(boxes) == 1 and "(freed)" in boxes[0][0] and not edges
     assert any("retain_graph=True" in t.get_text() for t in fig.texts)
     _close(fig)
+
+
+def test_trace_backward_names_parameters_from_a_dict(capsys):
+    w = tm.tensor([1.0, -2.0], dtype="float64", requires_grad=True)   # no name= of its own
+    loss = (w * w).sum()
+    lines = tm.viz.trace_backward(loss, names={"weight": w}, legend=False)
+    capsys.readouterr()
+    assert "sent weight=[1, -2], weight=[1, -2]" in lines[-1]  # each factor gets the other
+    assert w.grad.numpy().tolist() == [2.0, -4.0]                 # and they add up

@@ -523,9 +523,14 @@ def trace_backward(loss: Tensor, retain_graph: bool = False, file: TextIO | None
     Returns:
         The step lines, one per op (without the legend).
 
-    Example: micrograd's ``L = (a*b + c)*f`` with a=2, b=-3, c=10, f=-2 prints
-    ``mul ... got 1 sent L1=-2, f=4``, then ``add ... sent e=-2, c=-2``, then
-    ``mul ... sent a=6, b=-4``.
+    Example: micrograd's ``L = (a*b + c)*f`` with a=2, b=-3, c=10, f=-2 (and ``e = a*b``,
+    ``d = e + c`` named by setting ``.name``) prints::
+
+        mul [L]    out ()    got 1     sent d=-2, f=4
+        add [d]    out ()    got -2    sent e=-2, c=-2
+        mul [e]    out ()    got -2    sent a=6, b=-4
+
+    then the legend (``LEGEND``), one line per symbol.
     """
     _need_tensor(loss, "trace_backward")
     named = _names(names)
