@@ -434,14 +434,14 @@ def test_draw_micrograd_example_shows_signed_values_and_gradients(tmp_path):
     assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
     boxes, edges = _boxes_and_edges(fig)
     assert len(boxes) == 7 and len(edges) == 6  # a b c f e d L; six input edges
-    by_name = {t.splitlines()[0].split()[-1]: t for t, _ in boxes}
+    by_name = {t.splitlines()[0].split()[0]: t for t, _ in boxes}  # "a", or "e = mul"
     assert set(by_name) == {"a", "b", "c", "f", "e", "d", "L"}
     for name, value, grad in (("a", "2", "6"), ("b", "-3", "-4"), ("c", "10", "-2"),
                               ("f", "-2", "4"), ("e", "-6", "-2"), ("d", "4", "-2"), ("L", "-8", "1")):
         lines = by_name[name].splitlines()
         assert f"value {value}" in lines and f"grad {grad}" in lines, (name, lines)
         assert "scalar" in lines
-    assert by_name["e"].startswith("mul") and by_name["d"].startswith("add")
+    assert by_name["e"].startswith("e = mul") and by_name["d"].startswith("d = add")
     _assert_no_edge_through_a_box(fig)
     _close(fig)
 

@@ -316,7 +316,7 @@ def layout(t: Tensor, names: Any = None, grads: bool | str = "auto",
             lines = [_leaf_title(u, named)]
         else:
             kind = "op"
-            lines = [_op_title(u) + (f"  -> {u.name}" if u.name else "")]
+            lines = [(f"{u.name} = " if u.name else "") + _op_title(u)]
         lines.append(_shape_text(u.shape))
         val = _fmt_array(u.data)
         if val is not None:
