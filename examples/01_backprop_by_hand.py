@@ -89,8 +89,8 @@ def main():
     section("The graph, drawn")
     # tm.viz.draw lays the graph out left to right (leaves first) with matplotlib alone:
     # each box shows its op, shape and, after backward, its gradient (|g| for large ones).
-    fig = tm.viz.draw(t_loss, title="the loss's graph: parameters blue, data grey, "
-                                     "gradients after backward")
+    title = "the loss's graph: parameters blue, data grey, gradients after backward"
+    fig = tm.viz.draw(t_loss, title=title)
     savefig(fig, args, "graph.png")
     dot_path = os.path.join(args.out, "graph.dot")
     with open(dot_path, "w") as f:

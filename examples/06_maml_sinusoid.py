@@ -143,7 +143,7 @@ def explain_divergence(name, learner, tasks, first_bad, seed, n_tasks=50):
                     curves[i, s] = float(np.mean((learner.predict(params, xs).numpy() - ys) ** 2))
     blown = ~np.isfinite(curves[:, -1]) | (curves[:, -1] > 1e3 * curves[:, 0])
     print(f"\nWhy {name} shows 'diverged' after {first_bad} steps (measured on {n_tasks} new tasks):")
-    print(f"  median support loss by step: "
+    print("  median support loss by step: "
           + ", ".join(f"{s}: {np.median(curves[:, s]):.3g}" for s in range(first_bad + 1)))
     grows = [int(np.argmax(~np.isfinite(c) | (c > 1e3 * c[0]))) for c in curves[blown]]
     print(f"  on {blown.sum()} of {n_tasks} tasks the loss on the task's own support points grows "

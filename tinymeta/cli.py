@@ -234,7 +234,10 @@ def build_parser():
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(fn=cmd_bench)
 
-    i = sub.add_parser("info", help="versions, numba status, kernel cache", description="What tinymeta runs on.")
+    i = sub.add_parser("info", help="versions, whether numba is installed, kernels on/off and compiled",
+                       description="What tinymeta runs on: versions, numba's availability and version, "
+                                   "whether the kernels are on, which have compiled in this process, "
+                                   "and the kernel cache folder.")
     i.add_argument("--warm", action="store_true", help="compile (or load) every kernel first")
     i.set_defaults(fn=cmd_info)
     return p

@@ -347,9 +347,8 @@ def _summary(t, nodes, edges, depth, named, max_nodes):
                 label = name.rsplit(".", 1)[0] + ".*" if "." in name else name
             else:
                 label = "parameters" if u.requires_grad else "constants"
-            kind = "param" if u.requires_grad else "const"
         else:
-            label, kind = u._node.op.name if u._node.inputs is not None else "freed", "group"
+            label = u._node.op.name if u._node.inputs is not None else "freed"
         key = (col_of[id(u)], label)
         groups.setdefault(key, []).append(u)
         members[id(u)] = key
