@@ -191,8 +191,10 @@ class LinearRegression(_Base):
 
 def logistic_gradient(theta, X, y):
     """The seed derivation in NumPy: the gradient of the mean binary cross-entropy
-    L(theta) = -(1/N) sum [y log s + (1-y) log(1-s)], s = sigmoid(theta^T x), is
+    L(theta) = -(1/N) sum [y log s + (1-y) log(1-s)], s = sigmoid(theta^T x), is::
+
         dL/dtheta = -(1/N) sum_i (y_i - sigmoid(theta^T x_i)) x_i.
+
     (d/dz of the per-sample loss is s - y, and z = theta^T x.) Put a column of ones in X
     for an intercept. ``LogisticRegression.loss_and_grad`` checks autograd against it."""
     theta, X, y = np.asarray(theta, np.float64), np.asarray(X, np.float64), np.asarray(y, np.float64)

@@ -121,7 +121,11 @@ def _solve_vjp_a(g, x, a, b):
 
 
 solve = defop("solve", _solve_fwd, _solve_vjp_a, _solve_vjp_b,
-              doc="X with A X = B. A: (..., n, n); B: (..., n, k) or (n,).",
+              doc="""X with A X = B, differentiable in A and B (to any order).
+
+Args: ``a`` square matrices (..., n, n); ``b`` right-hand sides (..., n, k) or a vector (n,).
+Returns: X of B's shape (batched like A). A singular A raises ``ShapeError``.
+Example: ``tm.linalg.solve(tm.tensor([[2.0, 0], [0, 4]]), tm.tensor([2.0, 2]))`` is [1, 0.5].""",
             src="np.linalg.solve({0}, {1})")
 
 
@@ -135,7 +139,9 @@ def _inv_fwd(a):
 
 
 inv = defop("inv", _inv_fwd, lambda g, o, a: -(swap_last2(o) @ g @ swap_last2(o)),
-            doc="The inverse of square matrices (..., n, n).",
+            doc="""The inverse of square matrices (..., n, n), differentiable: d(A^-1) = -A^-1 dA A^-1.
+
+Prefer :func:`solve` for A^-1 B (faster and more accurate). A singular A raises ``ShapeError``.""",
             src="np.linalg.inv({0})")
 
 
@@ -161,5 +167,8 @@ def _pinv_fwd(a):
 
 
 pinv = defop("pinv", _pinv_fwd, _pinv_vjp,
-             doc="Moore-Penrose pseudo-inverse of (..., m, n) matrices, through the SVD.",
+             doc="""Moore-Penrose pseudo-inverse A+ of (..., m, n) matrices, through the SVD.
+
+Returns (..., n, m). pinv(X) @ y is the least-squares (minimum-norm) solution of X w = y.
+Differentiable where the rank is locally constant (Golub & Pereyra 1973).""",
             src="np.linalg.pinv({0})")
