@@ -240,7 +240,9 @@ def jvp(f, primals, tangents):
     """
     single = not isinstance(primals, (tuple, list))
     primals = (primals,) if single else tuple(primals)
-    tangents = (tangents,) if not isinstance(tangents, (tuple, list)) else tuple(tangents)
+    # The tangents follow the primals' structure: one primal, one tangent (even a list).
+    tangents = (tangents,) if single else (tuple(tangents) if isinstance(tangents, (tuple, list))
+                                           else (tangents,))
     with enable_grad():
         args, nums, primal_graph = _prep(primals, tuple(range(len(primals))))
         ts = _check_tangents(args, tangents, "jvp")
