@@ -14,6 +14,8 @@ the VJP is returned as the output of *another* checkpoint, of the function
 checkpointing holds at every order and no derivative rule is written here: the VJPs
 come from the op table through ``tm.grad``.
 """
+from typing import Callable, Tuple, Union
+
 import numpy as np
 
 from .engine import Tensor, enable_grad, grad, is_grad_enabled
@@ -22,7 +24,8 @@ from .function import Function
 from .ops import concatenate, reshape
 
 
-def checkpoint(fn, *tensors):
+def checkpoint(fn: Callable[..., Union[Tensor, Tuple[Tensor, ...]]],
+               *tensors: Tensor) -> Union[Tensor, Tuple[Tensor, ...]]:
     """``checkpoint(fn, *tensors)``: ``fn(*tensors)`` without keeping fn's intermediate
     values; they are recomputed when the gradient passes through. Returns what fn returns
     (a Tensor or a tuple of Tensors of one dtype). Differentiable to any order.

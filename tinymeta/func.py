@@ -3,6 +3,8 @@
 (``hessian = jacobian(grad(f))``) because each one builds a graph when it is called inside
 another.
 """
+from typing import Callable, Sequence, Union
+
 import numpy as np
 
 from .engine import Tensor, _mode, _wrap, enable_grad, grad as _grad
@@ -116,7 +118,8 @@ def hessian(f, argnums=0):
     return jacobian(grad(f, argnums), argnums)
 
 
-def hvp(f, primals, tangents, mode="reverse"):
+def hvp(f: Callable[..., Tensor], primals: Union[Tensor, Sequence[Tensor]],
+        tangents: Union[Tensor, Sequence[Tensor]], mode: str = "reverse") -> Union[Tensor, tuple]:
     """Hessian-vector product H v of scalar ``f`` at ``primals``, never forming H.
     ``primals``/``tangents``: a tensor each, or matching tuples.
 
@@ -222,7 +225,8 @@ def _transposed(outs, xs):
     return us, list(gs)
 
 
-def jvp(f, primals, tangents):
+def jvp(f: Callable[..., Union[Tensor, tuple]], primals: Union[Tensor, Sequence[Tensor]],
+        tangents: Union[Tensor, np.ndarray, Sequence]) -> tuple:
     """``jvp(f, primals, tangents) -> (f(primals), J tangents)``: the Jacobian-vector product
     (directional derivative of ``f`` at ``primals`` along ``tangents``), as in JAX.
 
@@ -269,7 +273,8 @@ def jvp(f, primals, tangents):
     return outs[0], jts[0]
 
 
-def jacfwd(f, argnums=0):
+def jacfwd(f: Callable[..., Union[Tensor, tuple]],
+           argnums: Union[int, Sequence[int]] = 0) -> Callable[..., Union[Tensor, tuple]]:
     """``jacfwd(f)(*args)``: the Jacobian, as ``jacobian`` gives it (shape out.shape + arg.shape;
     tuples for several argnums or outputs), built column by column: one pass per *input*
     element, where ``jacobian`` takes one per *output* element. Use it when f has fewer

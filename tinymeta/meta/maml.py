@@ -30,13 +30,14 @@ nothing there.
 from .. import ops
 from ..checkpoint import checkpoint as _checkpoint
 from ..engine import enable_grad, grad, is_grad_enabled
+from ..nn.module import Module
 from ..optim import functional as optim_f
 from .base import MetaLearner, check_int, check_number
 
 
 class MAML(MetaLearner):
-    def __init__(self, model, inner_lr=0.01, inner_steps=1, first_order=False, loss="mse",
-                 checkpoint=False):
+    def __init__(self, model: Module, inner_lr: float = 0.01, inner_steps: int = 1,
+                 first_order: bool = False, loss="mse", checkpoint: bool = False):
         super().__init__(model, loss)
         self.inner_lr = check_number("MAML", "inner_lr", inner_lr)
         self.inner_steps = check_int("MAML", "inner_steps", inner_steps)
