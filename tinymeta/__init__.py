@@ -26,6 +26,7 @@ from .ops import (abs, add, astype, broadcast_to, clip, concatenate, cos, div, e
                   softmax_cross_entropy, softplus, sqrt, squeeze, stack, sub, sub_scaled, sum, tanh, transpose,
                   unsqueeze, var, where)
 from . import func, linalg, viz  # noqa: E402  (they build on the names above)
+from .checkpoint import checkpoint  # noqa: E402  (recomputes fn in backward; any order)
 from .tape import Program, jit, trace
 
 __version__ = "0.1.0"
