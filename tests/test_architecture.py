@@ -9,13 +9,13 @@ PKG = os.path.join(os.path.dirname(__file__), "..", "tinymeta")
 
 # Lower number = lower layer. A module may import its own layer or any lower one.
 LAYERS = [
-    ("errors", "checks", "threads"),
+    ("errors", "checks", "threads", "plotting"),
     ("kernels",),
     ("engine",),
     ("ops", "function", "creation", "gradcheck", "func", "linalg", "viz", "opcheck", "checkpoint", "derivcheck",
      "tape"),
     ("nn", "optim"),
-    ("metrics", "plotting", "data", "loop"),
+    ("metrics", "data", "loop"),
     ("train", "learners"),
     ("meta",),
     ("cli", "bench", "__init__", "__main__"),

@@ -121,6 +121,9 @@ class _Recorder:
         self.order, self.rule = 0, None
         self.grad_leaves = {}  # id(leaf) -> leaf whose .grad fn wrote
         self.grad_before = {}  # slot of a leaf's .grad -> its value when the trace read it
+        self.events = []       # in order: ("grad", leaf, tensor), ("zero", leaves), ("step", optimizer)
+        self.stepped = None    # the optimizer whose step() ran: no op may follow it
+        self.pre_step = []     # (parameter, its array before the traced step)
 
     def _new(self, kind, payload, *objs):
         self.slots.append((kind, payload))
@@ -155,6 +158,10 @@ class _Recorder:
         return _Lit(a)
 
     def record(self, op, args, kwargs, res):
+        if self.stepped is not None:
+            raise TraceError(f"{op.name} after {type(self.stepped).__name__}.step() inside a function being traced: "
+                             "a replay runs the step after the whole computation, so end the function "
+                             "with step() (return the loss computed before it)")
         for value in kwargs.values():
             self._refuse_traced_option(op, value)
         ins = [self.ref(a) for a in args]
@@ -199,6 +206,16 @@ class _Recorder:
 
     def wrote_grad(self, leaf):
         self.grad_leaves[id(leaf)] = leaf
+        self.events.append(("grad", leaf, leaf.grad))
+
+    def zeroed_grads(self, leaves):
+        self.events.append(("zero", list(leaves)))
+
+    def optimizer_step(self, optimizer):
+        self.events.append(("step", optimizer))
+        self.stepped = optimizer
+        # The parameters as the traced computation saw them, for tm.jit's check of the trace.
+        self.pre_step.extend((p, p.data.copy()) for g in optimizer.param_groups for p in g["params"])
 
     def refuse_inplace(self, what):
         raise TraceError(
@@ -221,12 +238,16 @@ class Program:
 
     Built by ``tm.trace``; see the module docstring for what is followed and what is frozen."""
 
-    def __init__(self, fn, rec, in_tree, in_specs, in_names, out_tree, out_slots, out_kinds, grad_outputs):
+    def __init__(self, fn, rec, in_tree, in_specs, in_names, out_tree, out_slots, out_kinds, events):
         self.fn_name = getattr(fn, "__name__", "fn")
         self._in_tree, self._in_specs, self._in_names = in_tree, in_specs, in_names
         self._out_tree, self._out_kinds = out_tree, out_kinds
-        self._grad_leaves = [leaf for leaf, _ in grad_outputs]
-        targets = list(out_slots) + [slot for _, slot in grad_outputs]
+        # Effects, replayed in order after the computation: ("grad", leaf, slot) sets leaf.grad,
+        # ("zero", leaves) sets them to None, ("step", optimizer) runs optimizer.step().
+        self._events = events
+        grad_slots = [e[2] for e in events if e[0] == "grad"]
+        self._grad_leaves = [e[1] for e in events if e[0] == "grad"]
+        targets = list(out_slots) + grad_slots
         self._steps = self._live(rec, targets)
         used = {i for st in self._steps for i in st.ins if type(i) is int} | {t for t in targets if type(t) is int}
         self._slots = rec.slots
@@ -298,10 +319,29 @@ class Program:
     def __call__(self, *args, **kwargs):
         outs = self._replay(*self._arrays(args, kwargs))
         n = len(self._out_kinds)
-        for leaf, g in zip(self._grad_leaves, outs[n:]):
-            leaf.grad = _wrap(g)
+        grads = iter(outs[n:])
+        for event in self._events:
+            if event[0] == "grad":
+                event[1].grad = _wrap(next(grads))
+            elif event[0] == "zero":
+                for leaf in event[1]:
+                    leaf.grad = None
+            else:
+                event[1].step()
         values = [_wrap(o) if kind == "tensor" else o for o, kind in zip(outs[:n], self._out_kinds)]
         return _rebuild(self._out_tree, values)
+
+    def _final_grads(self, grad_values):
+        """{id(leaf): (leaf, array or None)}: each leaf's .grad after the events, from the
+        values of the grad events."""
+        final, values = {}, iter(grad_values)
+        for event in self._events:
+            if event[0] == "grad":
+                final[id(event[1])] = (event[1], next(values))
+            elif event[0] == "zero":
+                for leaf in event[1]:
+                    final[id(leaf)] = (leaf, None)
+        return final
 
     def dry_run(self, *args, **kwargs):
         """Replay without writing any ``.grad``, reading each leaf's ``.grad`` as it was when
@@ -486,6 +526,9 @@ def _source(prog, rec):
         note = f"  # rule of {st.rule}" if st.rule else ""
         body.append(f"    {name} = {expr}{note}")
     outs = [slot_name[t] if type(t) is int else repr(t.value) for t in prog._targets]
+    what = [f"output {i}" for i in range(len(prog._out_kinds))]
+    what += [f"{leaf.name or 'a tensor'}.grad" for leaf in prog._grad_leaves]
+    body.append("    # returns " + ", ".join(f"{w}: {o}" for w, o in zip(what, outs)))
     head = [_HELPERS[h] for h in sorted(helpers, key=list(_HELPERS).index)]
     text = "import numpy as np\n\n"
     if head:
@@ -529,9 +572,10 @@ def _trace(fn, args, kwargs):
     out_tree = _flatten(result, "out", out_leaves, [])
     out_slots = [rec.ref(o) for o in out_leaves]
     kinds = ["tensor" if type(o) is Tensor else "array" for o in out_leaves]
-    grads = [(leaf, rec.ref(leaf.grad)) for leaf in rec.grad_leaves.values() if leaf.grad is not None]
+    events = [(e[0], e[1], rec.ref(e[2])) if e[0] == "grad" else e for e in rec.events]
     specs = [((x.data if type(x) is Tensor else x).shape, (x.data if type(x) is Tensor else x).dtype) for x in leaves]
-    prog = Program(fn, rec, in_tree, specs, names, out_tree, out_slots, kinds, grads)
+    prog = Program(fn, rec, in_tree, specs, names, out_tree, out_slots, kinds, events)
+    prog._pre_step = rec.pre_step
     prog.result = result
     return prog, result
 
@@ -612,20 +656,44 @@ def jit(fn=None, *, check: bool = True):
     return run
 
 
+class _Snapshot:
+    """What a traced function's effects change (gradients, and the parameters and state of the
+    optimizers it steps), saved so one eager run can be undone."""
+
+    def __init__(self, prog):
+        self.leaves = {id(leaf): leaf for leaf in prog._grad_leaves + [leaf for _, leaf in prog._grads]}
+        opts = [e[1] for e in prog._events if e[0] == "step"]
+        for e in prog._events:
+            if e[0] == "zero":
+                self.leaves.update((id(leaf), leaf) for leaf in e[1])
+        self.grads = {k: leaf.grad for k, leaf in self.leaves.items()}
+        self.opts = [(o, o.state_dict(), [(p, p.data.copy()) for g in o.param_groups for p in g["params"]])
+                     for o in opts]
+
+    def restore(self):
+        for k, leaf in self.leaves.items():
+            leaf.grad = self.grads[k]
+        for opt, state, params in self.opts:
+            opt.load_state_dict(state)
+            for p, data in params:
+                p.data[...] = data
+
+
 def _verify_on_new_inputs(prog, fn, args, kwargs):
-    leaves = prog._grad_leaves + [leaf for _, leaf in prog._grads]
-    before = [leaf.grad for leaf in leaves]
+    snap = _Snapshot(prog)
     eager = fn(*args, **kwargs)
-    eager_grads = [leaf.grad.data for leaf in prog._grad_leaves]
-    for leaf, g in zip(leaves, before):
-        leaf.grad = g
+    eager_grads = {k: (leaf.grad.data if leaf.grad is not None else None) for k, leaf in snap.leaves.items()}
+    eager_params = [[p.data.copy() for p, _ in params] for _, _, params in snap.opts]
+    snap.restore()
     result = prog(*args, **kwargs)
     got, want = [], []
     _flatten(result, "out", got, [])
     _flatten(eager, "out", want, [])
-    pairs = list(zip(got, want)) + list(zip([leaf.grad for leaf in prog._grad_leaves], eager_grads))
+    pairs = [(g.data if type(g) is Tensor else g, w.data if type(w) is Tensor else w) for g, w in zip(got, want)]
+    pairs += [(leaf.grad.data if leaf.grad is not None else None, eager_grads[k]) for k, leaf in snap.leaves.items()]
+    pairs += [(p.data, e) for (_, _, params), es in zip(snap.opts, eager_params) for (p, _), e in zip(params, es)]
     for g, w in pairs:
-        if not _close(g.data if type(g) is Tensor else g, w.data if type(w) is Tensor else w):
+        if (g is None) != (w is None) or (g is not None and not _close(g, w)):
             raise TraceError(
                 f"{prog.fn_name}: on new inputs the replay differs from running the function: something "
                 "it computes was frozen when traced (an input copied or converted with NumPy inside the "
@@ -636,7 +704,16 @@ def _verify_on_new_inputs(prog, fn, args, kwargs):
 
 
 def _check_replay(prog, args, kwargs, result):
-    outs, grads = prog.dry_run(*args, **kwargs)
+    # The traced run already stepped its optimizers: replay on the parameters it saw.
+    post = [(p, p.data.copy()) for p, _ in prog._pre_step]
+    try:
+        for p, before in prog._pre_step:
+            p.data[...] = before
+        outs, grads = prog.dry_run(*args, **kwargs)
+    finally:
+        for p, after in post:
+            p.data[...] = after
+        prog._pre_step = []
     leaves = []
     _flatten(result, "out", leaves, [])
     for i, (o, r) in enumerate(zip(outs, leaves)):
@@ -644,7 +721,8 @@ def _check_replay(prog, args, kwargs, result):
             raise TraceError(f"{prog.fn_name}: the replay's output {i} differs from the eager result; the "
                              "function depends on something the tape cannot follow (a copy of an input, "
                              "Python state that changed); see tm.trace's documentation")
-    for leaf, g in zip(prog._grad_leaves, grads):
-        if not _close(g, leaf.grad.data):
+    for leaf, g in prog._final_grads(grads).values():
+        now = leaf.grad
+        if (g is None) != (now is None) or (g is not None and not _close(g, now.data)):
             raise TraceError(f"{prog.fn_name}: the replayed gradient of {leaf.name or leaf.shape} differs from "
                              "the eager one")

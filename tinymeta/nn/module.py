@@ -4,7 +4,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..engine import Tensor, no_grad
+from ..engine import Tensor, _mode, no_grad
 from ..errors import ArgumentError, CheckpointError, ShapeError
 
 
@@ -74,8 +74,12 @@ class Module:
     def children(self):
         return list(self._modules.values())
 
-    def zero_grad(self):
-        for p in self.parameters():
+    def zero_grad(self) -> None:
+        """Forget every parameter's accumulated gradient (``.grad = None``)."""
+        params = self.parameters()
+        if _mode.tape is not None:
+            _mode.tape.zeroed_grads(params)
+        for p in params:
             p.grad = None
 
     def train(self, mode=True):

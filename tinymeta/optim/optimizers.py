@@ -65,6 +65,11 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the accumulated gradients: ``.grad = None`` (the default, as in PyTorch), or
         with ``set_to_none=False`` a fresh array of zeros for each parameter that had one."""
+        if _mode.tape is not None:
+            if not set_to_none:
+                raise TraceError("zero_grad(set_to_none=False) inside a function being traced: the zeros "
+                                 "would be frozen; use zero_grad() (the default)")
+            _mode.tape.zeroed_grads(self._params())
         for p in self._params():
             if set_to_none or p.grad is None:
                 p.grad = None
@@ -75,10 +80,9 @@ class Optimizer:
     def step(self) -> None:
         """One update of every parameter with a gradient, from its ``.grad``."""
         if _mode.tape is not None:
-            raise TraceError(f"{type(self).__name__}.step() inside a function being traced (tm.trace, "
-                             "tm.jit): its in-place update is not recorded, so a replay would skip it. "
-                             "Trace the loss and gradients (e.g. a function that runs backward() or "
-                             "returns tm.grad(...)) and call step() outside")
+            # Traced (tm.trace, tm.jit): a replay calls step() itself, after writing the
+            # gradients, so the step count and state stay this object's own.
+            _mode.tape.optimizer_step(self)
         # Every gradient is checked before anything changes (parameters, state, even a
         # learning rate), so a bad one leaves the optimizer and the model as they were.
         batches = [(group, self._gather(group)) for group in self.param_groups]
