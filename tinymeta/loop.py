@@ -1,0 +1,406 @@
+"""The training-loop core that ``train.fit`` and ``meta.fit`` share.
+
+A run is a number of steps (epochs for ``train.fit``, meta-iterations for ``meta.fit``).
+The step itself belongs to its loop; everything around it lives here, once:
+
+- **checkpoints**: what a run depends on is a flat dict of named arrays, gathered from
+  ``Part``s (the model, the optimizer, random generators, the History, ...). Files are
+  written atomically (``nn.save_arrays``) and read with ``allow_pickle=False``; a file that
+  does not fit is refused with a message before anything changes, never half-loaded.
+- **interruption**: Ctrl-C rolls back the unfinished step, saves the state after the last
+  finished one and prints how to resume, so a resumed run repeats the uninterrupted one
+  bit for bit. Any other error in a step also rolls it back before it propagates.
+- **progress**: ``progress(...)`` picks a tqdm bar on terminals and in notebooks, and a
+  plain line now and then when stderr is a pipe or a file.
+- **History**: a dict of per-step lists, whose ``plot`` draws its panels.
+
+Layer: this sits with ``train`` (it uses nn, optim state dicts, plotting, errors) and
+never imports ``meta``.
+"""
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from .errors import CheckpointError
+from .nn.serialization import load_arrays, save_arrays
+from .plotting import pyplot
+
+INTERRUPT_PATH = "tinymeta-interrupted.npz"
+LOOP_KEY = "run/loop"   # which loop wrote a checkpoint (absent in files written before this core)
+
+
+# ----------------------------------------------------------------------------- checkpoint parts
+
+class Part:
+    """One piece of a run's state. ``save()`` returns copies as {checkpoint key: array};
+    ``load(arrays)`` reads its keys from a whole checkpoint's dict and puts them back,
+    raising (CheckpointError, KeyError, ValueError...) when they do not fit."""
+
+    def __init__(self, save, load):
+        self.save, self.load = save, load
+
+
+def section(arrays, prefix):
+    """The entries of ``arrays`` under ``prefix``, with the prefix taken off their names."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def module_part(prefix, module):
+    """A module's parameters (anything with state_dict/load_state_dict) under ``prefix``."""
+    def load(arrays):
+        module.load_state_dict(section(arrays, prefix))
+    return Part(lambda: {prefix + k: v for k, v in module.state_dict().items()}, load)
+
+
+def optimizer_arrays(optimizer):
+    """An optimizer's state_dict as flat arrays: "optim/state/<param>/<name>", "optim/group/<g>/<name>"."""
+    sd = optimizer.state_dict()
+    flat = {}
+    for i, s in sd["state"].items():
+        for k, v in s.items():
+            flat[f"optim/state/{i}/{k}"] = np.asarray(v)
+    for g, group in enumerate(sd["param_groups"]):
+        for k, v in group.items():
+            if v is not None:
+                flat[f"optim/group/{g}/{k}"] = np.asarray(v)
+    return flat
+
+
+def load_optimizer_arrays(optimizer, arrays):
+    """The inverse of ``optimizer_arrays`` (other keys in ``arrays`` are ignored)."""
+    state, groups = {}, {}
+    for key, v in section(arrays, "optim/").items():
+        kind, index, name = key.split("/")
+        (state if kind == "state" else groups).setdefault(int(index), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": [groups[g] for g in sorted(groups)]})
+
+
+def optimizer_part(optimizer):
+    return Part(lambda: optimizer_arrays(optimizer), lambda arrays: load_optimizer_arrays(optimizer, arrays))
+
+
+def rng_part(key, rng):
+    """A ``np.random.Generator``'s state as one JSON string array (readable without pickle)."""
+    def load(arrays):
+        state = json.loads(str(arrays[key]))
+        if state.get("bit_generator") != type(rng.bit_generator).__name__:
+            raise ValueError(f"'{key}' holds a {state.get('bit_generator')!r} state, this run uses "
+                             f"{type(rng.bit_generator).__name__}")
+        rng.bit_generator.state = state
+    return Part(lambda: {key: np.array(json.dumps(rng.bit_generator.state))}, load)
+
+
+def history_part(history, keys=None):
+    """History lists as float arrays "history/<name>". With ``keys`` exactly those are saved
+    and required on load; without, every list is, and loading replaces them all."""
+    def save():
+        names = keys if keys is not None else list(history)
+        return {f"history/{k}": np.asarray(history[k], dtype=np.float64) for k in names}
+
+    def load(arrays):
+        saved = section(arrays, "history/")
+        if keys is not None:
+            history.update({k: saved[k].tolist() for k in keys})  # KeyError when one is missing
+        else:
+            history.clear()
+            history.update({k: v.tolist() for k, v in saved.items()})
+    return Part(save, load)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+class Loop:
+    """Runs ``step()`` up to ``total`` times with checkpoints, rollback and progress.
+
+    who: the function's name for messages ("train.fit"); unit: "epoch" or "iteration",
+    also the checkpoint key of the step count ("run/<unit>"); parts: the run's state.
+    checkpoint: a path written every ``every`` steps and at the end; ``resume_hint`` is
+    added to the "interrupted" message (the command line's ``--resume``)."""
+
+    def __init__(self, who, unit, total, parts, checkpoint=None, every=1, progress=True,
+                 resume_hint=""):
+        self.who, self.unit, self.total = who, unit, total
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.every, self.show_progress, self.resume_hint = every, progress, resume_hint
+        self.done = 0
+        self.reporter = _Silent()
+        counter = f"run/{unit}"
+
+        def load_counter(arrays):
+            self.done = int(arrays[counter])
+        self.parts = [Part(lambda: {LOOP_KEY: np.array(who), counter: np.asarray(self.done)},
+                           load_counter)] + list(parts)
+
+    # -- state
+    def capture(self):
+        """Everything the run depends on, as copies: a checkpoint's contents."""
+        arrays = {}
+        for part in self.parts:
+            arrays.update(part.save())
+        return arrays
+
+    def restore(self, arrays, where):
+        """Put every part back from ``arrays``, or, when any part does not fit, put every
+        part back as it was and raise CheckpointError: nothing is ever half-loaded."""
+        written_by = arrays.get(LOOP_KEY)
+        if written_by is not None and str(written_by) != self.who:
+            raise CheckpointError(f"{self.who}: cannot resume from {where!r}: it was written by "
+                                  f"{written_by}, not {self.who}")
+        before = self.capture()
+        try:
+            for part in self.parts:
+                part.load(arrays)
+        except (CheckpointError, KeyError, ValueError, IndexError, TypeError) as exc:
+            for part in self.parts:
+                part.load(before)
+            raise CheckpointError(f"{self.who}: cannot resume from {where!r}: it does not match this "
+                                  f"model, optimizer or data ({type(exc).__name__}: {exc})") from exc
+
+    def resume(self, missing_ok=False):
+        """Load the checkpoint; with ``missing_ok`` a missing file means a fresh start."""
+        if missing_ok and not os.path.exists(self.checkpoint):
+            return
+        try:
+            arrays = load_arrays(self.checkpoint)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{self.who}: cannot resume: {exc}") from exc
+        self.restore(arrays, self.checkpoint)
+
+    # -- running
+    def run(self, step, after=None, status=None, stopped=False):
+        """Call ``step()`` until ``total`` steps are done or it returns True; then, once the
+        step counts as done, ``after()`` (logging, evaluation, callbacks; True also stops).
+        ``status()`` gives the numbers shown beside the progress. Returns False when Ctrl-C
+        ended the run: a step under way is rolled back, and the state saved."""
+        last = self.capture()
+        saved = self.done if self.checkpoint else None
+        if self.done < self.total and not stopped:
+            self.reporter = progress(self.show_progress, self.who, self.total, self.done, self.unit)
+        in_step = False
+        try:
+            while self.done < self.total and not stopped:
+                in_step = True
+                stopped = bool(step())
+                self.done += 1
+                in_step = False
+                if after is not None:
+                    stopped = bool(after()) or stopped
+                last = self.capture()
+                if self.checkpoint and self.done % self.every == 0:
+                    save_arrays(self.checkpoint, last)
+                    saved = self.done
+                self.reporter.update(self.done, status() if status else None)
+        except KeyboardInterrupt:
+            self.reporter.close()
+            if in_step:  # the step under way never happened
+                self.restore(last, "the state before the interrupted step")
+            else:
+                last = self.capture()
+            path = self.checkpoint or INTERRUPT_PATH
+            save_arrays(path, last)
+            print(f"{self.who}: interrupted during {self.unit} {self.done + 1}; {self.done} "
+                  f"{self.unit}{'s' if self.done != 1 else ''} done and saved to {path}; resume with "
+                  f"{self.who}(..., checkpoint={path!r}, resume=True){self.resume_hint}", file=sys.stderr)
+            return False
+        except Exception:
+            if in_step:
+                # A step that raises changes nothing: model, optimizer and history go back to
+                # where it started (a checkpoint on disk already holds that state).
+                self.restore(last, "the state before the failed step")
+            raise
+        finally:
+            self.reporter.close()
+        if self.checkpoint and saved != self.done:
+            save_arrays(self.checkpoint, last)
+        return True
+
+    def write(self, message):
+        """Print a message above the progress bar (or to stdout when there is none)."""
+        self.reporter.write(message)
+
+
+# ----------------------------------------------------------------------------- progress
+
+# Plain progress lines (pipes, log files): nothing for runs shorter than PIPE_DELAY seconds,
+# then a line at each 5% of the run, and one at least every PIPE_HEARTBEAT seconds.
+PIPE_DELAY = 2.0
+PIPE_HEARTBEAT = 30.0
+PIPE_STEPS = 20
+
+
+def progress(enabled, desc, total, initial=0, unit="it", stream=None):
+    """A progress reporter with ``update(n, status)``, ``write(msg)`` and ``close()``.
+
+    Terminals get a tqdm bar and notebooks tqdm's widget (or its text bar when ipywidgets
+    is missing); anything else (a pipe, a file, a CI log) gets a plain line now and then,
+    because a bar's carriage-return redraws would pile up there. ``enabled=False``: silent.
+    """
+    stream = sys.stderr if stream is None else stream
+    if not enabled or initial >= total:
+        return _Silent()
+    if _in_notebook():
+        return _Bar(desc, total, initial, unit, stream, notebook=True)
+    if getattr(stream, "isatty", lambda: False)():
+        return _Bar(desc, total, initial, unit, stream)
+    return _Lines(desc, total, initial, unit, stream)
+
+
+def _in_notebook():
+    """True inside a Jupyter kernel (a notebook, JupyterLab, VS Code, Colab)."""
+    ipython = sys.modules.get("IPython")  # never imported here: only a running IPython has it
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def _status_text(status):
+    if not status:
+        return ""
+    return "".join(f", {k} {v:.4g}" if isinstance(v, (float, np.floating)) else f", {k} {v}"
+                   for k, v in status.items())
+
+
+class _Silent:
+    draws_bar = False
+
+    def update(self, n, status=None):
+        pass
+
+    def write(self, message):
+        print(message, flush=True)
+
+    def close(self):
+        pass
+
+
+class _Bar:
+    draws_bar = True
+
+    def __init__(self, desc, total, initial, unit, stream, notebook=False):
+        self.bar = None
+        if notebook:
+            try:
+                from tqdm.notebook import tqdm
+                self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit)
+            except ImportError:  # no ipywidgets: tqdm's text bar renders in notebooks too
+                pass
+        if self.bar is None:
+            from tqdm import tqdm  # deferred: only runs that show a bar pay for the import
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=stream,
+                            dynamic_ncols=True, leave=True)
+        self.n = initial
+
+    def update(self, n, status=None):
+        if status:
+            self.bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in status.items()},
+                                 refresh=False)
+        self.bar.update(n - self.n)
+        self.n = n
+
+    def write(self, message):
+        self.bar.write(message)
+
+    def close(self):
+        self.bar.close()
+
+
+class _Lines:
+    """'train.fit: epoch 3/10 (30%), 4.2 s, ~9.8 s left, train_loss 0.42' lines on ``stream``."""
+
+    draws_bar = False
+
+    def __init__(self, desc, total, initial, unit, stream, clock=time.monotonic):
+        self.desc, self.total, self.unit, self.stream, self.clock = desc, total, unit, stream, clock
+        self.start = self.last = clock()
+        self.initial = self.n = self.shown = initial
+        self.status = None
+        self.printed = False
+
+    def update(self, n, status=None):
+        self.n, self.status = n, status or self.status
+        now = self.clock()
+        if now - self.start < PIPE_DELAY:
+            return
+        new_mark = n * PIPE_STEPS // self.total > self.shown * PIPE_STEPS // self.total
+        if new_mark or now - self.last >= PIPE_HEARTBEAT:
+            self._line(now)
+
+    def _line(self, now):
+        elapsed = now - self.start
+        done = self.n - self.initial
+        left = f", ~{_duration(elapsed / done * (self.total - self.n))} left" if 0 < done and self.n < self.total else ""
+        print(f"{self.desc}: {self.unit} {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
+              f"{_duration(elapsed)}{left}{_status_text(self.status)}", file=self.stream, flush=True)
+        self.shown, self.last, self.printed = self.n, now, True
+
+    def write(self, message):
+        print(message, flush=True)
+
+    def close(self):
+        if self.printed and self.shown != self.n:  # a log that showed the run also shows its end
+            self._line(self.clock())
+
+
+def _duration(seconds):
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = seconds / 60
+    return f"{minutes:.1f} min" if minutes < 60 else f"{minutes / 60:.1f} h"
+
+
+# ----------------------------------------------------------------------------- History
+
+class History(dict):
+    """Metric name -> list with one value per logged step; ``interrupted`` is True when
+    Ctrl-C ended the run. Subclasses say what to draw in ``_panels``; ``plot`` draws it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.interrupted = False
+
+    def _log(self, name, value):
+        self.setdefault(name, []).append(float(value))
+
+    def _panels(self):
+        """-> list of dicts: title, x, xlabel, series [(label, values, style)], and optional
+        ylabel, yscale, integer_x (whole-number ticks), vline (x, label)."""
+        raise NotImplementedError
+
+    def plot(self, path=None, show=False, title=None):
+        """Draw the panels side by side; save a PNG to ``path`` if given; return the Figure."""
+        return self._draw(self._panels(), path, show, title)
+
+    def _draw(self, panels, path, show, title):
+        plt = pyplot()
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 1, 4), squeeze=False)
+        for ax, panel in zip(axes[0], panels):
+            x = np.asarray(panel["x"])
+            for label, values, style in panel["series"]:
+                if len(values):
+                    ax.plot(x[:len(values)], values, style, label=label)
+            if panel.get("vline") is not None:
+                at, label = panel["vline"]
+                ax.axvline(at, color="gray", lw=0.8, ls=":", label=label)
+            if panel.get("yscale"):
+                ax.set_yscale(panel["yscale"])
+            if panel.get("integer_x"):
+                from matplotlib.ticker import MaxNLocator
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel.get("ylabel", ""))
+            ax.grid(alpha=0.3)
+            ax.legend()
+        if title:
+            fig.suptitle(title) if len(panels) > 1 else axes[0][0].set_title(title)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+        if show:
+            plt.show()
+        return fig
+
+
+__all__ = ["Loop", "Part", "History", "progress", "module_part", "optimizer_part", "rng_part",
+           "history_part", "optimizer_arrays", "load_optimizer_arrays", "section", "INTERRUPT_PATH"]
