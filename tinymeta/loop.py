@@ -18,7 +18,6 @@ Layer: this sits with ``train`` (it uses nn, optim state dicts, plotting, errors
 never imports ``meta``.
 """
 import json
-import math
 import os
 import sys
 import time
@@ -232,20 +231,21 @@ PIPE_HEARTBEAT = 30.0
 PIPE_STEPS = 20
 
 
-def progress(enabled, desc, total, initial=0, unit="it", stream=None):
+def progress(enabled, desc, total, initial=0, unit="it", stream=None, leave=True):
     """A progress reporter with ``update(n, status)``, ``write(msg)`` and ``close()``.
 
     Terminals get a tqdm bar and notebooks tqdm's widget (or its text bar when ipywidgets
     is missing); anything else (a pipe, a file, a CI log) gets a plain line now and then,
     because a bar's carriage-return redraws would pile up there. ``enabled=False``: silent.
+    ``leave=False``: the bar disappears when done (for a part of a larger run).
     """
     stream = sys.stderr if stream is None else stream
     if not enabled or initial >= total:
         return _Silent()
     if _in_notebook():
-        return _Bar(desc, total, initial, unit, stream, notebook=True)
+        return _Bar(desc, total, initial, unit, stream, leave, notebook=True)
     if getattr(stream, "isatty", lambda: False)():
-        return _Bar(desc, total, initial, unit, stream)
+        return _Bar(desc, total, initial, unit, stream, leave)
     return _Lines(desc, total, initial, unit, stream)
 
 
@@ -279,18 +279,18 @@ class _Silent:
 class _Bar:
     draws_bar = True
 
-    def __init__(self, desc, total, initial, unit, stream, notebook=False):
+    def __init__(self, desc, total, initial, unit, stream, leave=True, notebook=False):
         self.bar = None
         if notebook:
             try:
                 from tqdm.notebook import tqdm
-                self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit)
+                self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave)
             except ImportError:  # no ipywidgets: tqdm's text bar renders in notebooks too
                 pass
         if self.bar is None:
             from tqdm import tqdm  # deferred: only runs that show a bar pay for the import
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=stream,
-                            dynamic_ncols=True, leave=True)
+                            dynamic_ncols=True, leave=leave)
         self.n = initial
 
     def update(self, n, status=None):
@@ -308,7 +308,7 @@ class _Bar:
 
 
 class _Lines:
-    """'train.fit: epoch 3/10 (30%), 4.2 s, ~9.8 s left, train_loss 0.42' lines on ``stream``."""
+    """'train.fit: epoch 3/10 (30%), 4.2 s elapsed, ~9.8 s left, train_loss 0.42' lines on ``stream``."""
 
     draws_bar = False
 
@@ -331,9 +331,11 @@ class _Lines:
     def _line(self, now):
         elapsed = now - self.start
         done = self.n - self.initial
-        left = f", ~{_duration(elapsed / done * (self.total - self.n))} left" if 0 < done and self.n < self.total else ""
+        left = ""
+        if 0 < done and self.n < self.total:  # the rate so far predicts the rest
+            left = f", ~{_duration(elapsed / done * (self.total - self.n))} left"
         print(f"{self.desc}: {self.unit} {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
-              f"{_duration(elapsed)}{left}{_status_text(self.status)}", file=self.stream, flush=True)
+              f"{_duration(elapsed)} elapsed{left}{_status_text(self.status)}", file=self.stream, flush=True)
         self.shown, self.last, self.printed = self.n, now, True
 
     def write(self, message):

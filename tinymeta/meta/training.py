@@ -33,7 +33,7 @@ def evaluate(learner, tasks, n_tasks=1000, steps=(0, 1, 10), rng=0, k_query=None
     rng = as_rng(rng)
     per = {s: {"loss": [], "accuracy": []} for s in steps}
     done = 0
-    reporter = loop.progress(progress, "meta.evaluate", n_tasks, unit="task")
+    reporter = loop.progress(progress, "meta.evaluate", n_tasks, unit="task", leave=False)
     try:
         while done < n_tasks:
             done += _evaluate_chunk(learner, tasks, rng, min(chunk, n_tasks - done), k_query, steps, per)
