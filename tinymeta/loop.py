@@ -17,6 +17,7 @@ The step itself belongs to its loop; everything around it lives here, once:
 Layer: this sits with ``train`` (it uses nn, optim state dicts, plotting, errors) and
 never imports ``meta``.
 """
+import importlib.util
 import json
 import os
 import sys
@@ -280,14 +281,12 @@ class _Bar:
     draws_bar = True
 
     def __init__(self, desc, total, initial, unit, stream, leave=True, notebook=False):
-        self.bar = None
-        if notebook:
-            try:
-                from tqdm.notebook import tqdm
-                self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave)
-            except ImportError:  # no ipywidgets: tqdm's text bar renders in notebooks too
-                pass
-        if self.bar is None:
+        # tqdm's notebook widget needs ipywidgets; without it, its text bar renders in notebooks
+        # too (and a failed widget would print a traceback when garbage-collected).
+        if notebook and importlib.util.find_spec("ipywidgets") is not None:
+            from tqdm.notebook import tqdm
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave)
+        else:
             from tqdm import tqdm  # deferred: only runs that show a bar pay for the import
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=stream,
                             dynamic_ncols=True, leave=leave)
