@@ -38,10 +38,14 @@ LOOP_KEY = "run/loop"   # which loop wrote a checkpoint (absent in files written
 class Part:
     """One piece of a run's state. ``save()`` returns copies as {checkpoint key: array};
     ``load(arrays)`` reads its keys from a whole checkpoint's dict and puts them back,
-    raising (CheckpointError, KeyError, ValueError...) when they do not fit."""
+    raising (CheckpointError, KeyError, ValueError...) when they do not fit.
 
-    def __init__(self, save, load):
+    ``mark()`` and ``rollback(mark)`` do the same in memory before each step, so they can be
+    cheaper (a History only needs its lengths); by default they are ``save`` and ``load``."""
+
+    def __init__(self, save, load, mark=None, rollback=None):
         self.save, self.load = save, load
+        self.mark, self.rollback = mark or save, rollback or load
 
 
 def section(arrays, prefix):
@@ -91,12 +95,17 @@ def rng_part(key, rng):
             raise ValueError(f"'{key}' holds a {state.get('bit_generator')!r} state, this run uses "
                              f"{type(rng.bit_generator).__name__}")
         rng.bit_generator.state = state
-    return Part(lambda: {key: np.array(json.dumps(rng.bit_generator.state))}, load)
+    def rollback(state):
+        rng.bit_generator.state = state
+    return Part(lambda: {key: np.array(json.dumps(rng.bit_generator.state))}, load,
+                lambda: rng.bit_generator.state, rollback)
 
 
 def history_part(history, keys=None):
     """History lists as float arrays "history/<name>". With ``keys`` exactly those are saved
-    and required on load; without, every list is, and loading replaces them all."""
+    and required on load; without, every list is, and loading replaces them all. A step only
+    appends, so rolling one back cuts the lists to their earlier lengths (no copies: a long
+    run's History would make copying at every step quadratic)."""
     def save():
         names = keys if keys is not None else list(history)
         return {f"history/{k}": np.asarray(history[k], dtype=np.float64) for k in names}
@@ -108,7 +117,13 @@ def history_part(history, keys=None):
         else:
             history.clear()
             history.update({k: v.tolist() for k, v in saved.items()})
-    return Part(save, load)
+
+    def rollback(lengths):
+        for k in [k for k in history if k not in lengths]:
+            del history[k]
+        for k, n in lengths.items():
+            del history[k][n:]
+    return Part(save, load, lambda: {k: len(history[k]) for k in (keys or list(history))}, rollback)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -132,8 +147,11 @@ class Loop:
 
         def load_counter(arrays):
             self.done = int(arrays[counter])
+
+        def rollback_counter(done):
+            self.done = done
         self.parts = [Part(lambda: {LOOP_KEY: np.array(who), counter: np.asarray(self.done)},
-                           load_counter)] + list(parts)
+                           load_counter, lambda: self.done, rollback_counter)] + list(parts)
 
     # -- state
     def capture(self):
@@ -142,6 +160,14 @@ class Loop:
         for part in self.parts:
             arrays.update(part.save())
         return arrays
+
+    def mark(self):
+        """The state before a step, in memory, for ``rollback``."""
+        return [part.mark() for part in self.parts]
+
+    def rollback(self, marks):
+        for part, mark in zip(self.parts, marks):
+            part.rollback(mark)
 
     def restore(self, arrays, where):
         """Put every part back from ``arrays``, or, when any part does not fit, put every
@@ -176,46 +202,42 @@ class Loop:
         step counts as done, ``after()`` (logging, evaluation, callbacks; True also stops).
         ``status()`` gives the numbers shown beside the progress. Returns False when Ctrl-C
         ended the run: a step under way is rolled back, and the state saved."""
-        last = self.capture()
         saved = self.done if self.checkpoint else None
         if self.done < self.total and not stopped:
             self.reporter = progress(self.show_progress, self.who, self.total, self.done, self.unit)
-        in_step = False
+        marks = None  # set while a step is under way
         try:
             while self.done < self.total and not stopped:
-                in_step = True
+                marks = self.mark()
                 stopped = bool(step())
                 self.done += 1
-                in_step = False
+                marks = None
                 if after is not None:
                     stopped = bool(after()) or stopped
-                last = self.capture()
                 if self.checkpoint and self.done % self.every == 0:
-                    save_arrays(self.checkpoint, last)
+                    save_arrays(self.checkpoint, self.capture())
                     saved = self.done
                 self.reporter.update(self.done, status() if status else None)
         except KeyboardInterrupt:
             self.reporter.close()
-            if in_step:  # the step under way never happened
-                self.restore(last, "the state before the interrupted step")
-            else:
-                last = self.capture()
+            if marks is not None:  # the step under way never happened
+                self.rollback(marks)
             path = self.checkpoint or INTERRUPT_PATH
-            save_arrays(path, last)
+            save_arrays(path, self.capture())
             print(f"{self.who}: interrupted during {self.unit} {self.done + 1}; {self.done} "
                   f"{self.unit}{'s' if self.done != 1 else ''} done and saved to {path}; resume with "
                   f"{self.who}(..., checkpoint={path!r}, resume=True){self.resume_hint}", file=sys.stderr)
             return False
         except Exception:
-            if in_step:
+            if marks is not None:
                 # A step that raises changes nothing: model, optimizer and history go back to
                 # where it started (a checkpoint on disk already holds that state).
-                self.restore(last, "the state before the failed step")
+                self.rollback(marks)
             raise
         finally:
             self.reporter.close()
         if self.checkpoint and saved != self.done:
-            save_arrays(self.checkpoint, last)
+            save_arrays(self.checkpoint, self.capture())
         return True
 
     def write(self, message):
