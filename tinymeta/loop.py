@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from typing import Callable, Optional, Sequence, TextIO
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from .plotting import pyplot
 
 INTERRUPT_PATH = "tinymeta-interrupted.npz"
 LOOP_KEY = "run/loop"   # which loop wrote a checkpoint (absent in files written before this core)
+
+Arrays = dict  # checkpoint key -> np.ndarray
 
 
 # ----------------------------------------------------------------------------- checkpoint parts
@@ -43,24 +46,25 @@ class Part:
     ``mark()`` and ``rollback(mark)`` do the same in memory before each step, so they can be
     cheaper (a History only needs its lengths); by default they are ``save`` and ``load``."""
 
-    def __init__(self, save, load, mark=None, rollback=None):
+    def __init__(self, save: Callable[[], Arrays], load: Callable[[Arrays], None],
+                 mark: Optional[Callable[[], object]] = None, rollback: Optional[Callable[[object], None]] = None):
         self.save, self.load = save, load
         self.mark, self.rollback = mark or save, rollback or load
 
 
-def section(arrays, prefix):
+def section(arrays: Arrays, prefix: str) -> Arrays:
     """The entries of ``arrays`` under ``prefix``, with the prefix taken off their names."""
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def module_part(prefix, module):
+def module_part(prefix: str, module) -> Part:
     """A module's parameters (anything with state_dict/load_state_dict) under ``prefix``."""
     def load(arrays):
         module.load_state_dict(section(arrays, prefix))
     return Part(lambda: {prefix + k: v for k, v in module.state_dict().items()}, load)
 
 
-def optimizer_arrays(optimizer):
+def optimizer_arrays(optimizer) -> Arrays:
     """An optimizer's state_dict as flat arrays: "optim/state/<param>/<name>", "optim/group/<g>/<name>"."""
     sd = optimizer.state_dict()
     flat = {}
@@ -74,7 +78,7 @@ def optimizer_arrays(optimizer):
     return flat
 
 
-def load_optimizer_arrays(optimizer, arrays):
+def load_optimizer_arrays(optimizer, arrays: Arrays) -> None:
     """The inverse of ``optimizer_arrays`` (other keys in ``arrays`` are ignored)."""
     state, groups = {}, {}
     for key, v in section(arrays, "optim/").items():
@@ -83,11 +87,12 @@ def load_optimizer_arrays(optimizer, arrays):
     optimizer.load_state_dict({"state": state, "param_groups": [groups[g] for g in sorted(groups)]})
 
 
-def optimizer_part(optimizer):
+def optimizer_part(optimizer) -> Part:
+    """An optimizer's state (moments, step counts, hyperparameters) under "optim/"."""
     return Part(lambda: optimizer_arrays(optimizer), lambda arrays: load_optimizer_arrays(optimizer, arrays))
 
 
-def rng_part(key, rng):
+def rng_part(key: str, rng: np.random.Generator) -> Part:
     """A ``np.random.Generator``'s state as one JSON string array (readable without pickle)."""
     def load(arrays):
         state = json.loads(str(arrays[key]))
@@ -101,7 +106,7 @@ def rng_part(key, rng):
                 lambda: rng.bit_generator.state, rollback)
 
 
-def history_part(history, keys=None):
+def history_part(history: dict, keys: Optional[Sequence[str]] = None) -> Part:
     """History lists as float arrays "history/<name>". With ``keys`` exactly those are saved
     and required on load; without, every list is, and loading replaces them all. A step only
     appends, so rolling one back cuts the lists to their earlier lengths (no copies: a long
@@ -136,8 +141,8 @@ class Loop:
     checkpoint: a path written every ``every`` steps and at the end; ``resume_hint`` is
     added to the "interrupted" message (the command line's ``--resume``)."""
 
-    def __init__(self, who, unit, total, parts, checkpoint=None, every=1, progress=True,
-                 resume_hint=""):
+    def __init__(self, who: str, unit: str, total: int, parts: Sequence[Part], checkpoint=None, every: int = 1,
+                 progress: bool = True, resume_hint: str = ""):
         self.who, self.unit, self.total = who, unit, total
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.every, self.show_progress, self.resume_hint = every, progress, resume_hint
@@ -154,22 +159,23 @@ class Loop:
                            load_counter, lambda: self.done, rollback_counter)] + list(parts)
 
     # -- state
-    def capture(self):
+    def capture(self) -> Arrays:
         """Everything the run depends on, as copies: a checkpoint's contents."""
         arrays = {}
         for part in self.parts:
             arrays.update(part.save())
         return arrays
 
-    def mark(self):
+    def mark(self) -> list:
         """The state before a step, in memory, for ``rollback``."""
         return [part.mark() for part in self.parts]
 
-    def rollback(self, marks):
+    def rollback(self, marks: list) -> None:
+        """Put every part back where ``mark`` found it."""
         for part, mark in zip(self.parts, marks):
             part.rollback(mark)
 
-    def restore(self, arrays, where):
+    def restore(self, arrays: Arrays, where: str) -> None:
         """Put every part back from ``arrays``, or, when any part does not fit, put every
         part back as it was and raise CheckpointError: nothing is ever half-loaded."""
         written_by = arrays.get(LOOP_KEY)
@@ -186,7 +192,7 @@ class Loop:
             raise CheckpointError(f"{self.who}: cannot resume from {where!r}: it does not match this "
                                   f"model, optimizer or data ({type(exc).__name__}: {exc})") from exc
 
-    def resume(self, missing_ok=False):
+    def resume(self, missing_ok: bool = False) -> None:
         """Load the checkpoint; with ``missing_ok`` a missing file means a fresh start."""
         if missing_ok and not os.path.exists(self.checkpoint):
             return
@@ -197,7 +203,8 @@ class Loop:
         self.restore(arrays, self.checkpoint)
 
     # -- running
-    def run(self, step, after=None, status=None, stopped=False):
+    def run(self, step: Callable[[], object], after: Optional[Callable[[], object]] = None,
+            status: Optional[Callable[[], Optional[dict]]] = None, stopped: bool = False) -> bool:
         """Call ``step()`` until ``total`` steps are done or it returns True; then, once the
         step counts as done, ``after()`` (logging, evaluation, callbacks; True also stops).
         ``status()`` gives the numbers shown beside the progress. Returns False when Ctrl-C
@@ -240,7 +247,7 @@ class Loop:
             save_arrays(self.checkpoint, self.capture())
         return True
 
-    def write(self, message):
+    def write(self, message: str) -> None:
         """Print a message above the progress bar (or to stdout when there is none)."""
         self.reporter.write(message)
 
@@ -254,7 +261,8 @@ PIPE_HEARTBEAT = 30.0
 PIPE_STEPS = 20
 
 
-def progress(enabled, desc, total, initial=0, unit="it", stream=None, leave=True):
+def progress(enabled: bool, desc: str, total: int, initial: int = 0, unit: str = "it",
+             stream: Optional[TextIO] = None, leave: bool = True):
     """A progress reporter with ``update(n, status)``, ``write(msg)`` and ``close()``.
 
     Terminals get a tqdm bar and notebooks tqdm's widget (or its text bar when ipywidgets
@@ -392,7 +400,7 @@ class History(dict):
         ylabel, yscale, integer_x (whole-number ticks), vline (x, label)."""
         raise NotImplementedError
 
-    def plot(self, path=None, show=False, title=None):
+    def plot(self, path=None, show: bool = False, title: Optional[str] = None):
         """Draw the panels side by side; save a PNG to ``path`` if given; return the Figure."""
         return self._draw(self._panels(), path, show, title)
 

@@ -10,8 +10,13 @@ epoch, so a resumed run repeats the uninterrupted one bit for bit. Ctrl-C during
 writes that last epoch-end state, prints how to resume, rolls the model back to it and
 returns the History with ``history.interrupted = True`` (it does not re-raise: a script
 that plots or evaluates afterwards still runs; check the flag if you need to stop).
+``evaluate_model(model, loss_fn, (X, y))`` measures a model on held-out data.
+
+The loop's checkpoints, rollback, progress display and History plotting are
+``tinymeta.loop``'s, shared with ``meta.fit``; this module says what an epoch is.
 """
 import warnings
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -171,7 +176,8 @@ class _Epoch:
                 history._log(f"{prefix}_{name}", fn(y, p))
 
 
-def evaluate_model(model, loss_fn, data, batch_size=256, metrics=None):
+def evaluate_model(model, loss_fn: Callable, data: Union[tuple, DataLoader], batch_size: int = 256,
+                   metrics=None) -> dict:
     """The mean loss of ``model`` on ``data`` (and accuracy for classification, and each of
     ``metrics``), under no_grad, in eval mode: ``{"loss": ..., "acc": ..., "<metric>": ...}``.
 
@@ -198,7 +204,8 @@ def evaluate_model(model, loss_fn, data, batch_size=256, metrics=None):
     return {k[4:]: v[0] for k, v in history.items()}
 
 
-def evaluate(model, loss_fn, data, batch_size=256, metrics=None):
+def evaluate(model, loss_fn: Callable, data: Union[tuple, DataLoader], batch_size: int = 256,
+             metrics=None) -> dict:
     """Deprecated name of ``evaluate_model`` (renamed apart from ``meta.evaluate``, which
     evaluates meta-learners on tasks); it will be removed in the next release."""
     warnings.warn("tinymeta.train.evaluate is renamed tinymeta.train.evaluate_model; the old name will "
@@ -254,9 +261,10 @@ def _loader_part(loader):
                      lambda arrays: loader.load_state_dict(loop.section(arrays, "loader/")))
 
 
-def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=32, accumulate=1,
-        early_stopping=None, progress=True, metrics=None, rng=0, scheduler=None, checkpoint=None,
-        resume=False):
+def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
+        val: Optional[Union[tuple, DataLoader]] = None, epochs: int = 10, batch_size: int = 32,
+        accumulate: int = 1, early_stopping=None, progress: bool = True, metrics=None, rng=0,
+        scheduler=None, checkpoint=None, resume: bool = False) -> History:
     """Train ``model`` for ``epochs`` epochs (a total: a resumed run continues up to it).
 
     train, val: ``(X, y)`` arrays (shuffled each epoch by a DataLoader seeded with ``rng``)

@@ -9,6 +9,7 @@ shared with ``train.fit``.
 """
 import time
 import warnings
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -20,8 +21,8 @@ from .base import check_int
 from ..metrics import mean_confidence_interval
 
 
-def evaluate(learner, tasks, n_tasks=1000, steps=(0, 1, 10), rng=0, k_query=None, chunk=100,
-             progress=True):
+def evaluate(learner, tasks, n_tasks: int = 1000, steps: Sequence[int] = (0, 1, 10), rng=0,
+             k_query: Optional[int] = None, chunk: int = 100, progress: bool = True) -> dict:
     """Mean query loss (MSE for regression; accuracy too for classification) over
     ``n_tasks`` fresh tasks after adapting with each number of ``steps``, with a 95%
     interval (normal approximation). Returns {steps: {"mse"/"loss": (mean, half), ...}}.
@@ -89,9 +90,11 @@ class MetaHistory(loop.History):
                  "series": [("meta-loss (train batches)", self["loss"], "-")]}]
 
 
-def fit(learner, tasks, meta_optimizer=None, iterations=1000, meta_batch=25, rng=0,
-        eval_every=0, eval_tasks=100, eval_steps=(0, 1, 10), log_every=100, checkpoint=None,
-        checkpoint_every=1000, resume=False, progress=True, verbose=False, callback=None):
+def fit(learner, tasks, meta_optimizer=None, iterations: int = 1000, meta_batch: int = 25, rng=0,
+        eval_every: int = 0, eval_tasks: int = 100, eval_steps: Sequence[int] = (0, 1, 10),
+        log_every: int = 100, checkpoint=None, checkpoint_every: int = 1000, resume: bool = False,
+        progress: bool = True, verbose: bool = False,
+        callback: Optional[Callable[[int, float], bool]] = None) -> "MetaHistory":
     """Meta-train ``learner`` on tasks sampled from ``tasks`` for ``iterations`` meta-steps
     (a total: a resumed run continues up to it); returns a ``MetaHistory``.
 
@@ -153,7 +156,7 @@ def fit(learner, tasks, meta_optimizer=None, iterations=1000, meta_batch=25, rng
     return history
 
 
-def train(*args, **kwargs):
+def train(*args, **kwargs) -> "MetaHistory":
     """Deprecated name of ``meta.fit`` (renamed to mirror ``train.fit`` and so that it no
     longer reads like the module ``tinymeta.train``); it will be removed in the next release."""
     warnings.warn("meta.train is renamed meta.fit (it mirrors train.fit); the old name will be removed "
