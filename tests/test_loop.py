@@ -280,6 +280,17 @@ def test_plain_lines_wait_for_a_slow_run_then_mark_every_5_percent_and_beat_on_l
     assert out.getvalue().splitlines()[-1].startswith("run: step 6/1000")
 
 
+def test_a_long_epoch_on_a_pipe_shows_a_heartbeat_between_epochs(monkeypatch):
+    pipe = use_pipe(monkeypatch)
+    monkeypatch.setattr(loop, "PIPE_HEARTBEAT", 0.0)  # as if each batch took longer than it
+    X, y = blobs(40)
+    m = nn.MLP([4, 8, 3], rng=0)
+    fit(m, F.cross_entropy, optim.SGD(m.parameters(), lr=0.1), (X, y), epochs=2, batch_size=10)
+    lines = pipe.getvalue().splitlines()
+    assert lines[0].startswith("train.fit: epoch 1/2 under way (batch 1/4), ")
+    assert "train.fit: epoch 2/2 under way (batch 4/4)" in lines[-2] and "2/2 (100%)" in lines[-1]
+
+
 # ----------------------------------------------------------------------------- NaN and inf
 
 @pytest.mark.parametrize("where, index", [("X", (3, 1)), ("y", 7), ("val X", (0, 0))])

@@ -247,6 +247,10 @@ class Loop:
             save_arrays(self.checkpoint, self.capture())
         return True
 
+    def tick(self, detail: str) -> None:
+        """Inside a long step: lets a log show that the run is alive ("batch 120/469")."""
+        self.reporter.tick(self.done, detail)
+
     def write(self, message: str) -> None:
         """Print a message above the progress bar (or to stdout when there is none)."""
         self.reporter.write(message)
@@ -300,6 +304,9 @@ class _Silent:
     def update(self, n, status=None):
         pass
 
+    def tick(self, n, detail):
+        pass
+
     def write(self, message):
         print(message, flush=True)
 
@@ -329,6 +336,9 @@ class _Bar:
         self.bar.update(n - self.n)
         self.n = n
 
+    def tick(self, n, detail):
+        pass  # the bar's own clock shows that the run is alive
+
     def write(self, message):
         self.bar.write(message)
 
@@ -356,6 +366,14 @@ class _Lines:
         new_mark = n * PIPE_STEPS // self.total > self.shown * PIPE_STEPS // self.total
         if new_mark or now - self.last >= PIPE_HEARTBEAT:
             self._line(now)
+
+    def tick(self, n, detail):
+        """A heartbeat inside step n+1 when the steps are long (an epoch over a large dataset)."""
+        now = self.clock()
+        if now - self.start >= PIPE_DELAY and now - self.last >= PIPE_HEARTBEAT:
+            print(f"{self.desc}: {self.unit} {n + 1}/{self.total} under way ({detail}), "
+                  f"{_duration(now - self.start)} elapsed", file=self.stream, flush=True)
+            self.last, self.printed = now, True
 
     def _line(self, now):
         elapsed = now - self.start

@@ -314,7 +314,7 @@ def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
         runner.resume(missing_ok=True)
 
     def epoch():
-        _train_epoch(model, loss_fn, optimizer, train_loader, accumulate, history, metric_fns, runner.done)
+        _train_epoch(model, loss_fn, optimizer, train_loader, accumulate, history, metric_fns, runner)
         if val_loader is not None:
             acc = _Epoch(bool(metric_fns))
             model.eval()
@@ -342,11 +342,12 @@ def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
     return history
 
 
-def _train_epoch(model, loss_fn, optimizer, loader, accumulate, history, metric_fns, done):
+def _train_epoch(model, loss_fn, optimizer, loader, accumulate, history, metric_fns, runner):
     model.train()
     acc = _Epoch(bool(metric_fns))
     n_batches = len(loader)
     optimizer.zero_grad()
+    done = runner.done
     for b, (xb, yb) in enumerate(loader):
         group_start = b - b % accumulate
         group_len = min(accumulate, n_batches - group_start)
@@ -364,6 +365,7 @@ def _train_epoch(model, loss_fn, optimizer, loader, accumulate, history, metric_
             optimizer.step()
             optimizer.zero_grad()
         acc.add(value, out.data, yb)
+        runner.tick(f"batch {b + 1}/{n_batches}")
     if acc.n:
         acc.log(history, "train", metric_fns)
 
