@@ -57,7 +57,7 @@ def cmd_demo(args):
           f"meta-batch 25, inner lr 0.01, {iterations} meta-iterations")
     t0 = time.perf_counter()
     hist = meta.fit(learner, tasks, opt, iterations=iterations, meta_batch=25, rng=args.seed,
-                      log_every=max(1, iterations // 20), progress=not args.quiet)
+                    log_every=max(1, iterations // 20), progress=not args.quiet)
     took = time.perf_counter() - t0
     res = meta.evaluate(learner, tasks, n_tasks=100 if args.quick else 500, steps=(0, 1, 10),
                         rng=args.seed + 1, k_query=100)
@@ -82,8 +82,8 @@ def cmd_reproduce(args):
     ckpt = args.checkpoint or (os.path.join(_out_dir(args.out), f"{args.learner}-seed{args.seed}.npz"))
     t0 = time.perf_counter()
     hist = meta.fit(learner, tasks, opt, iterations=args.iterations, meta_batch=args.meta_batch,
-                      rng=args.seed, checkpoint=ckpt, checkpoint_every=args.checkpoint_every,
-                      resume=args.resume, progress=not args.quiet, verbose=not args.quiet)
+                    rng=args.seed, checkpoint=ckpt, checkpoint_every=args.checkpoint_every,
+                    resume=args.resume, progress=not args.quiet, verbose=not args.quiet)
     if hist.interrupted:
         return 130
     took = time.perf_counter() - t0

@@ -23,6 +23,7 @@ on the value would be frozen), and inputs of another shape or dtype.
 import dataclasses
 import inspect
 import re
+import warnings
 
 import numpy as np
 
@@ -624,12 +625,16 @@ def _close(a, b):
     return np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True)
 
 
-def jit(fn=None, *, check: bool = True):
+def jit(fn=None, *, check: bool = True, fallback: bool = False):
     """``@tm.jit``: trace ``fn`` on its first call for each key (argument structure, shapes,
-    dtypes and Python values), then replay. With ``check`` the first replay is compared with
-    the eager result and a difference raises ``TraceError`` instead of being cached."""
+    dtypes and Python values), then replay.
+
+    With ``check`` (the default) the first replay is compared with the eager result, and the
+    first call with new values runs ``fn`` eagerly once more and compares it with the replay: a
+    difference means the trace froze something, and raises ``TraceError``, or with
+    ``fallback=True`` warns once and runs ``fn`` eagerly for that key from then on."""
     if fn is None:
-        return lambda f: jit(f, check=check)
+        return lambda f: jit(f, check=check, fallback=fallback)
     cache = {}
 
     def run(*args, **kwargs):
@@ -642,11 +647,21 @@ def jit(fn=None, *, check: bool = True):
             prog.verified = not check
             cache[key] = prog
             return result
+        if prog is _EAGER:
+            return fn(*args, **kwargs)
         if not prog.verified:
             # Once, on the first new inputs: the replay must match an eager run. This is what
             # catches a value the tape froze (an input copied with NumPy inside fn).
             prog.verified = True
-            return _verify_on_new_inputs(prog, fn, args, kwargs)
+            try:
+                return _verify_on_new_inputs(prog, fn, args, kwargs)
+            except _Mismatch as exc:
+                if not fallback:
+                    raise TraceError(str(exc)) from None
+                warnings.warn(f"tm.jit: {exc}; running {prog.fn_name} eagerly instead", RuntimeWarning,
+                              stacklevel=2)
+                cache[key] = _EAGER
+                return exc.eager
         return prog(*args, **kwargs)
 
     run.__name__ = getattr(fn, "__name__", "jitted")
@@ -679,6 +694,17 @@ class _Snapshot:
                 p.data[...] = data
 
 
+_EAGER = object()  # a jit cache entry meaning "this key runs eagerly"
+
+
+class _Mismatch(Exception):
+    """The replay differed from the eager run; ``eager`` is the eager result (and state)."""
+
+    def __init__(self, message, eager):
+        super().__init__(message)
+        self.eager = eager
+
+
 def _verify_on_new_inputs(prog, fn, args, kwargs):
     snap = _Snapshot(prog)
     eager = fn(*args, **kwargs)
@@ -694,12 +720,15 @@ def _verify_on_new_inputs(prog, fn, args, kwargs):
     pairs += [(p.data, e) for (_, _, params), es in zip(snap.opts, eager_params) for (p, _), e in zip(params, es)]
     for g, w in pairs:
         if (g is None) != (w is None) or (g is not None and not _close(g, w)):
-            raise TraceError(
+            # Put back the eager run's state: the replay's is the wrong one.
+            snap.restore()
+            eager = fn(*args, **kwargs)
+            raise _Mismatch(
                 f"{prog.fn_name}: on new inputs the replay differs from running the function: something "
                 "it computes was frozen when traced (an input copied or converted with NumPy inside the "
                 "function, a .data computation, random numbers drawn inside it). Pass inputs in the "
                 "dtype the function uses and compute with tinymeta ops; if the randomness is meant, "
-                "use tm.jit(fn, check=False)")
+                "use tm.jit(fn, check=False)", eager)
     return result
 
 

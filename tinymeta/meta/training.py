@@ -17,7 +17,8 @@ from .. import loop
 from ..creation import as_rng
 from ..engine import no_grad
 from ..errors import ArgumentError
-from .base import check_int
+from ..tape import jit
+from .base import MetaLearner, check_int
 from ..metrics import mean_confidence_interval
 
 
@@ -94,14 +95,17 @@ def fit(learner, tasks, meta_optimizer=None, iterations: int = 1000, meta_batch:
         eval_every: int = 0, eval_tasks: int = 100, eval_steps: Sequence[int] = (0, 1, 10),
         log_every: int = 100, checkpoint=None, checkpoint_every: int = 1000, resume: bool = False,
         progress: bool = True, verbose: bool = False,
-        callback: Optional[Callable[[int, float], bool]] = None) -> "MetaHistory":
+        callback: Optional[Callable[[int, float], bool]] = None, compile: bool = True) -> "MetaHistory":
     """Meta-train ``learner`` on tasks sampled from ``tasks`` for ``iterations`` meta-steps
     (a total: a resumed run continues up to it); returns a ``MetaHistory``.
 
     ``rng`` seeds the task sampling (the only randomness). With ``checkpoint`` a file is
     written every ``checkpoint_every`` iterations, at the end and on Ctrl-C; ``resume=True``
     continues from it, bit for bit. ``callback(iteration, loss)`` may return True to stop
-    early. ``eval_every``: run ``evaluate`` on ``eval_tasks`` tasks every so many iterations
+    early. ``compile`` (default on): each meta-iteration (meta_loss, zero_grad, backward, step)
+    runs as a ``tm.jit`` replay, traced once and checked against eager twice; a learner with a
+    meta-step of its own, or one the check finds the tape cannot follow, runs eagerly (with a
+    warning in the second case). ``eval_every``: run ``evaluate`` on ``eval_tasks`` tasks every so many iterations
     (kept in ``history["evaluations"]``). ``progress``: a bar on a terminal or in a notebook,
     a plain line now and then on stderr when it is a pipe or a file; ``verbose`` also
     prints the meta-loss every ``log_every`` iterations when no bar is shown.
@@ -131,8 +135,20 @@ def fit(learner, tasks, meta_optimizer=None, iterations: int = 1000, meta_batch:
         runner.resume()
     window, t0, last = [], time.perf_counter(), [None]
 
+    step_fn = learner.meta_step
+    if compile and meta_optimizer is not None and \
+            getattr(learner.meta_step, "__func__", None) is MetaLearner.meta_step:
+        def iteration(batch):  # the base meta_step, without its float(): that stays outside
+            loss = learner.meta_loss(batch)
+            meta_optimizer.zero_grad()
+            loss.backward()
+            meta_optimizer.step()
+            return loss
+        replay = jit(iteration, fallback=True)
+        step_fn = lambda batch, opt: float(replay(batch).data)  # noqa: E731
+
     def step():
-        last[0] = learner.meta_step(tasks.sample(meta_batch, rng), meta_optimizer)
+        last[0] = step_fn(tasks.sample(meta_batch, rng), meta_optimizer)
 
     def after():  # the iteration is done: a Ctrl-C from here on keeps it
         it = runner.done
