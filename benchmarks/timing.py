@@ -1,8 +1,8 @@
 """The one timer every benchmark uses.
 
 A measurement: warm-up calls first (compilation, caches: at least 2 calls, up to
-``warmup_s``), then a garbage collection so that one left over from set-up does not land
-in the timed region. A calibration decides how many calls one repetition makes
+``warmup_s``), then (unless ``collect`` is off) a garbage collection so that one left over
+from set-up does not land in the timed region. A calibration decides how many calls one repetition makes
 (``number``: 1, or doubled until a repetition lasts ``loop_s``, as ``timeit`` does for
 calls of a few microseconds) and how many repetitions fit in ``target_s`` (clamped to
 [min_reps, max_reps]). We report the median, min and max over the repetitions of the time
@@ -28,6 +28,7 @@ class Budget:
     min_reps: int
     max_reps: int
     loop_s: float = 0.0  # 0: one call per repetition; else calls per repetition doubled to last this
+    collect: bool = True  # gc.collect() before timing (0.1-0.3 s once numba is loaded)
 
     @classmethod
     def standard(cls, quick: bool) -> "Budget":
@@ -46,9 +47,11 @@ class Budget:
     @classmethod
     def microseconds(cls, quick: bool) -> "Budget":
         """Single kernel calls of about a microsecond: a fixed number of repetitions, each a
-        loop of calls lasting a fifth of 0.1 s (0.02 s quick)."""
+        loop of calls lasting a fifth of 0.1 s (0.02 s quick). No collection first: a kernel
+        call makes no garbage, and there are a hundred such measurements."""
         reps, target = (5, 0.02) if quick else (11, 0.1)
-        return cls(warmup_s=0.0, target_s=0.0, min_reps=reps, max_reps=reps, loop_s=target / 5)
+        return cls(warmup_s=0.0, target_s=0.0, min_reps=reps, max_reps=reps, loop_s=target / 5,
+                   collect=False)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -84,7 +87,8 @@ def measure(fn, budget: Budget, per: float = 1.0, scale: float = 1.0) -> dict:
         fn()
         if i >= 1 and time.perf_counter() > t_end:
             break
-    gc.collect()
+    if budget.collect:
+        gc.collect()
     number, took = _calibrate(fn, budget)
     reps = int(min(budget.max_reps, max(budget.min_reps, budget.target_s / took)))
     times, cpus = [], []
