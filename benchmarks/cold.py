@@ -174,10 +174,12 @@ def run(ctx):
         warm_dir = os.path.join(tmp, "warm")
         if "TINYMETA_JIT" in os.environ:
             ctx.note("TINYMETA_JIT is set in the environment; cold-start rows override it")
+
+        def tinymeta(n, cache, jit="1"):
+            return [run_once("tinymeta", {"NUMBA_CACHE_DIR": cache, "TINYMETA_JIT": jit}) for _ in range(n)]
         # The first empty-cache run fills warm_dir; the others get fresh folders.
-        empty = [run_once("tinymeta", {"NUMBA_CACHE_DIR": warm_dir, "TINYMETA_JIT": "1"})]
-        on = {"NUMBA_CACHE_DIR": warm_dir, "TINYMETA_JIT": "1"}
-        rows.append(cold_row(W, "warm numba cache", "tinymeta", [run_once("tinymeta", on) for _ in range(reps)]))
+        empty = tinymeta(1, warm_dir)
+        rows.append(cold_row(W, "warm numba cache", "tinymeta", tinymeta(reps, warm_dir)))
         for impl in ("torch", "jax", "autograd"):
             if impl not in ctx.peers:
                 continue
@@ -186,15 +188,14 @@ def run(ctx):
                 continue
             res = [run_once(impl, {}) for _ in range(reps)]
             r = cold_row(W, "warm numba cache", f"{impl} (import + first step)", res,
-                     note="its own init: loss not comparable")
+                         note="its own init: loss not comparable")
             r.pop("check")
             rows.append(r)
         for i in range(1, reps_empty):
-            d = os.path.join(tmp, f"empty{i}")
-            empty.append(run_once("tinymeta", {"NUMBA_CACHE_DIR": d, "TINYMETA_JIT": "1"}))
+            empty += tinymeta(1, os.path.join(tmp, f"empty{i}"))
         rows.append(cold_row(W, "empty numba cache", "tinymeta", empty))
-        off = {"NUMBA_CACHE_DIR": os.path.join(tmp, "unused"), "TINYMETA_JIT": "0"}
-        rows.append(cold_row(W, "TINYMETA_JIT=0", "tinymeta", [run_once("tinymeta", off) for _ in range(reps)]))
+        off = tinymeta(reps, os.path.join(tmp, "unused"), jit="0")
+        rows.append(cold_row(W, "TINYMETA_JIT=0", "tinymeta", off))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows

@@ -8,6 +8,7 @@ import tinymeta as tm
 from tinymeta import meta, nn, optim
 from tinymeta.nn import functional as F
 
+
 # ----------------------------------------------------------------------------- identical inputs
 
 def mlp_init(sizes, seed, dtype):

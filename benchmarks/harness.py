@@ -127,9 +127,8 @@ def environment(args_dict: dict) -> dict:
         info["numpy_blas"] = f"unavailable ({type(e).__name__})"
     try:
         import threadpoolctl
-        info["threadpools"] = [{k: d.get(k) for k in ("user_api", "internal_api", "num_threads",
-                                                     "version", "threading_layer")}
-                               for d in threadpoolctl.threadpool_info()]
+        keys = ("user_api", "internal_api", "num_threads", "version", "threading_layer")
+        info["threadpools"] = [{k: d.get(k) for k in keys} for d in threadpoolctl.threadpool_info()]
     except ImportError:
         info["threadpools"] = "threadpoolctl not installed"
     info["tinymeta"] = tm.__version__

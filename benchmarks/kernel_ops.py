@@ -17,7 +17,6 @@ Workload ``kernel_sweep`` (not in the default run): the elementwise kernels thro
 public API, kernels on vs off, 1 to 4M elements: the evidence for (not) having size
 thresholds in tinymeta.kernels.
 """
-import os
 import shutil
 import tempfile
 
@@ -93,7 +92,8 @@ def cases(dt):
 
     def mse(shape, lead):
         p, t = arr(*shape), arr(*shape)
-        g, out, res = arr(*shape[:lead]), np.empty(max(1, int(np.prod(shape[:lead]))), dt), np.empty(shape, dt)
+        g, res = arr(*shape[:lead]), np.empty(shape, dt)
+        out = np.empty(max(1, int(np.prod(shape[:lead]))), dt)
         return ((lambda f: lambda: f(p, t, lead)), (lambda nb: lambda: nb._mse(p, t, out.size, out)),
                 (lambda f: lambda: f(g, p, t, lead)), (lambda nb: lambda: nb._mse_backward(g, p, t, res)))
 
@@ -111,11 +111,13 @@ def cases(dt):
         calls = [args(*t) for t in params]
         # The compiled kernels take the same arrays; Adam's bias corrections are
         # formed once per step (by the wrapper) rather than per call.
-        raws = {"sgd_update": lambda nb, p, g, st: (nb._sgd, (p, g, st[0], 1e-3, 0.9, 0.0, False, 1e-4, False)),
-                "adam_update": lambda nb, p, g, st: (nb._adam, (p, g, *st, 1e-3, 0.9, 0.999, 1e-8, 0.0, False,
-                                                                1 - 0.9 ** 10, 1 - 0.999 ** 10)),
-                "rmsprop_update": lambda nb, p, g, st: (nb._rmsprop, (p, g, st[0], p, 1e-3, 0.99, 1e-8, 0.0, 0.0)),
-                "adagrad_update": lambda nb, p, g, st: (nb._adagrad, (p, g, st[0], 1e-2, 1e-10, 0.0))}[name]
+        raws = {
+            "sgd_update": lambda nb, p, g, st: (nb._sgd, (p, g, st[0], 1e-3, 0.9, 0.0, False, 1e-4, False)),
+            "adam_update": lambda nb, p, g, st: (nb._adam, (p, g, *st, 1e-3, 0.9, 0.999, 1e-8, 0.0, False,
+                                                            1 - 0.9 ** 10, 1 - 0.999 ** 10)),
+            "rmsprop_update": lambda nb, p, g, st: (nb._rmsprop,
+                                                    (p, g, st[0], p, 1e-3, 0.99, 1e-8, 0.0, 0.0)),
+            "adagrad_update": lambda nb, p, g, st: (nb._adagrad, (p, g, st[0], 1e-2, 1e-10, 0.0))}[name]
 
         def make(f):
             def step():

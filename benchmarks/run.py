@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "for a full run of the default workloads; nothing for --quick or --only, so a "
                         "partial run never overwrites the full results)")
     p.add_argument("--only", type=_list(tuple(WORKLOADS)), default=DEFAULT,
-                   help=f"comma-separated workloads, of {','.join(WORKLOADS)} (default: all but kernel_sweep)")
+                   help=f"comma-separated workloads, of {','.join(WORKLOADS)} "
+                        "(default: all but kernel_sweep)")
     p.add_argument("--peers", type=_list(PEERS, allow_none=True), default=list(PEERS),
                    help="comma-separated peers to compare with, or none (default: every one installed; "
                         "a missing one is skipped with a note)")

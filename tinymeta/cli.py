@@ -165,7 +165,7 @@ def cmd_bench(args):
     if script is None:
         print("tinymeta bench: the benchmarks are not part of the installed package. Get the source\n"
               "(git clone the tinymeta repository), then from its folder run\n"
-              "    pip install -e '.[bench]'      # optional: PyTorch, JAX and HIPS autograd to compare with\n"
+              "    pip install -e '.[bench]'    # optional: PyTorch, JAX and HIPS autograd to compare with\n"
               "    python benchmarks/run.py --help\n"
               "benchmarks/README.md there lists the workloads, their goals and the commands.",
               file=sys.stderr)
