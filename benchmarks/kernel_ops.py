@@ -166,19 +166,20 @@ def run(ctx):
     for name, size, make, raw in cases(dt):
         case = f"{name} {size}, {ctx.dtype}"
 
-        def add(impl, fn, **kw):
-            rows.append(row(W, case, impl, measure(fn, budget, scale=1e6), "us",
-                            kernel=name, size=size, dtype=ctx.dtype, **kw))
+        def us(fn):
+            return measure(fn, budget, scale=1e6)
 
-        t_np = measure(make(twin(name)), budget, scale=1e6)
-        if name == "linear_act":
-            t_np = min(t_np, measure(make(_linear_numpy), budget, scale=1e6), key=lambda t: t["median"])
-        rows.append(row(W, case, "numpy twin", t_np, "us", kernel=name, size=size, dtype=ctx.dtype,
-                        speedup_goal=goals.kernel_speedup(name, size)))
-        add("kernel (compiled, outputs passed in)", raw(nb), reference=True)
-        add("wrapper (compiled, allocates)", make(wrapper(name)))
+        def add(impl, timing, **kw):
+            rows.append(row(W, case, impl, timing, "us", kernel=name, size=size, dtype=ctx.dtype, **kw))
+
+        t_np = us(make(twin(name)))
+        if name == "linear_act":  # the faster of the twin and the plainest NumPy expression
+            t_np = min(t_np, us(make(_linear_numpy)), key=lambda t: t["median"])
+        add("numpy twin", t_np, speedup_goal=goals.kernel_speedup(name, size))
+        add("kernel (compiled, outputs passed in)", us(raw(nb)), reference=True)
+        add("wrapper (compiled, allocates)", us(make(wrapper(name))))
         with kernels_enabled(True):
-            add("public function (checks + dispatch)", make(getattr(tm.kernels, name)))
+            add("public function (checks + dispatch)", us(make(getattr(tm.kernels, name))))
     rows += cold_start()
     return rows
 
