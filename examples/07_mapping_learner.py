@@ -37,7 +37,7 @@ def main():
     # y = x . w + 0.1 noise with x in R^2 and 10 support points per task. (With more
     # dimensions the encoder must learn to invert X^T X from averages, which takes far
     # more training than a quick example allows.)
-    lin_tasks = meta.tasks.LinearRegression(dim=2, k_support=10, k_query=10, noise=0.1)
+    lin_tasks = meta.tasks.LinearFunctions(dim=2, k_support=10, k_query=10, noise=0.1)
     base = nn.Linear(2, 1, bias=False, rng=args.seed)
     mapper = meta.MappingLearner(base, mode="supervised", target_fn=meta.linear_targets(lin_tasks),
                                  rng=args.seed)

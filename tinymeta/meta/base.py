@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import ops
 from ..engine import Tensor, enable_grad, grad, no_grad
+from ..checks import integer, number
 from ..errors import ArgumentError, ShapeError
 from ..nn import functional as F
 from ..nn.module import Module, functional_call
@@ -41,17 +42,11 @@ def _xent_per_task(logits, y):
 
 
 def check_number(owner, name, value, positive=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or (positive and value <= 0):
-        raise ArgumentError(f"{owner}: {name} must be a {'positive ' if positive else ''}finite number, "
-                            f"got {value!r}")
-    return float(value)
+    return number(owner, name, value, low=0 if positive else None, strict_low=positive)
 
 
 def check_int(owner, name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ArgumentError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return integer(owner, name, value, minimum)
 
 
 class MetaLearner:

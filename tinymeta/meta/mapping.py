@@ -131,7 +131,7 @@ class MappingLearner(MetaLearner):
 
 
 def linear_targets(task_family):
-    """target_fn for a ``tasks.LinearRegression`` family with a bias-free ``nn.Linear(dim, 1)``
+    """target_fn for a ``tasks.LinearFunctions`` family with a bias-free ``nn.Linear(dim, 1)``
     base model: each task's least-squares optimum through the pseudo-inverse, as (T, dim)."""
     def target_fn(batch):
         w = task_family.optimal_params(batch.x_support, batch.y_support)  # (T, dim, 1)
