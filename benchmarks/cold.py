@@ -113,7 +113,7 @@ import tinymeta.kernels as K
 x = np.linspace(-1, 1, 12).reshape(3, 4); p, g = x.copy(), x * 0.1
 K.relu(x); K.relu_backward(g, x); K.tanh_backward(g, x); K.sigmoid_backward(g, x)
 K.bias_act(x.copy(), x[0].copy(), "relu"); K.softmax_xent(x, np.array([0, 1, 3]))
-K.linear_act(x, x, None, "relu"); K.mse(x, x * 2, 1); K.mse_backward(x[:, 0].copy(), x, x * 2, 1)
+K.linear_act(x, x, None, "relu"); K.mse(x, x * 2, (1,)); K.mse_backward(x[:, 0].copy(), x, x * 2, (1,))
 K.sgd_update(p, g, np.zeros_like(p), 0.1, 0.9, 0.0, False, 0.0, True)
 K.adam_update(p, g, np.zeros_like(p), np.zeros_like(p), 1e-3, 0.9, 0.999, 1e-8, 0.0, False, 1)
 K.rmsprop_update(p, g, np.zeros_like(p), 1e-3, 0.99, 1e-8, 0.0, 0.0, None)

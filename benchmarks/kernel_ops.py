@@ -87,15 +87,17 @@ def cases(dt):
 
     def xent(n, c):
         z, lab = arr(n, c), rng.integers(0, c, n)
-        losses, d = np.empty(n, dt), np.empty((n, c), dt)
-        return (lambda f: lambda: f(z, lab)), (lambda nb: lambda: nb.softmax_xent_into(z, lab, losses, d))
+        losses = np.empty(n, dt)
+        return (lambda f: lambda: f(z, lab)), (lambda nb: lambda: nb.softmax_xent_into(z, lab, losses))
 
     def mse(shape, lead):
+        # One loss over everything (lead 0), or one per leading index (per task) over the rest.
+        axis = None if lead == 0 else tuple(range(lead, len(shape)))
         p, t = arr(*shape), arr(*shape)
         g, res = arr(*shape[:lead]), np.empty(shape, dt)
         out = np.empty(max(1, int(np.prod(shape[:lead]))), dt)
-        return ((lambda f: lambda: f(p, t, lead)), (lambda nb: lambda: nb._mse(p, t, out.size, out)),
-                (lambda f: lambda: f(g, p, t, lead)), (lambda nb: lambda: nb._mse_backward(g, p, t, res)))
+        return ((lambda f: lambda: f(p, t, axis)), (lambda nb: lambda: nb._mse(p, t, out.size, out)),
+                (lambda f: lambda: f(g, p, t, axis)), (lambda nb: lambda: nb._mse_backward(g, p, t, res)))
 
     def optim(name, shapes):
         # One "step" updates every parameter tensor of the model.
