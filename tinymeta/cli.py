@@ -185,12 +185,35 @@ def _warm_kernels():
     opt.step()
 
 
+def _checkout_bench_script():
+    """benchmarks/run.py of the source checkout this tinymeta was imported from, or None
+    (an installed wheel has no benchmarks: they live in the repository, not the package)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "benchmarks", "run.py")
+    return path if os.path.isfile(path) else None
+
+
 def cmd_bench(args):
+    """Point at the benchmarks, which live in the source checkout; from a checkout, run them."""
+    script = _checkout_bench_script()
+    if script is None:
+        print("tinymeta bench: the benchmarks are not part of the installed package. Get the source\n"
+              "(git clone the tinymeta repository), then from its folder run\n"
+              "    pip install -e '.[bench]'    # optional: PyTorch, JAX and HIPS autograd to compare with\n"
+              "    python benchmarks/run.py --help\n"
+              "benchmarks/README.md there lists the workloads, their goals and the commands.",
+              file=sys.stderr)
+        return 2
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest  # `tinymeta bench -- --quick`
+    command = [sys.executable, script, *rest]
+    print(f"tinymeta bench: the benchmarks live in the source checkout; running\n    "
+          f"{' '.join(command)}", file=sys.stderr, flush=True)
+    import subprocess
     try:
-        from .bench import main as bench_main
-    except ImportError as exc:  # pragma: no cover - the harness ships with the package
-        raise SystemExit(f"tinymeta bench: the benchmark harness is unavailable ({exc})") from exc
-    return bench_main(args.rest)
+        return subprocess.call(command)
+    except KeyboardInterrupt:  # the child got the Ctrl-C too
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 def build_parser():
@@ -229,7 +252,8 @@ def build_parser():
     g.add_argument("--jit", choices=["on", "off"], help="force the numba kernels on or off")
     g.set_defaults(fn=cmd_gradcheck)
 
-    b = sub.add_parser("bench", help="the benchmark table (tinymeta beside PyTorch/JAX/autograd when installed)",
+    b = sub.add_parser("bench", help="points at the benchmarks (benchmarks/run.py in the source checkout) "
+                                     "and, from a checkout, runs them with these arguments",
                        add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(fn=cmd_bench)
@@ -246,7 +270,8 @@ def build_parser():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
-        # The harness parses its own flags; argparse's REMAINDER would refuse leading options.
+        # benchmarks/run.py parses its own flags (its --help too); argparse's REMAINDER
+        # would refuse leading options.
         return cmd_bench(argparse.Namespace(rest=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
