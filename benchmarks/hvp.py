@@ -47,7 +47,13 @@ def tinymeta_runs(init, v, x, y):
         for g, t in zip(gs[1:], tang[1:]):
             dot = dot + tm.sum(g * t)
         return [h.data for h in tm.grad(dot, leaves)]
-    return via_func, via_grad
+    # Compiled: the same tm.func.hvp under tm.jit, its inputs passed as arrays.
+    hvp_jit = tm.jit(lambda p, t: tm.func.hvp(loss, tuple(p), tuple(t)))
+    prim_a, tang_a = [p.data for p in prim], [t.data for t in tang]
+
+    def via_jit():
+        return [h.data for h in hvp_jit(prim_a, tang_a)]
+    return via_func, via_grad, via_jit
 
 
 def torch_runs(torch, init, v, x, y):
@@ -126,9 +132,10 @@ def run(ctx):
         rows.append(row(W, CASE, impl, measure(fn, ctx.budget, scale=1e6), "us", check=check,
                         rtol=2e-3, **kw))
 
-    via_func, via_grad = tinymeta_runs(init, v, x, y)
+    via_func, via_grad, via_jit = tinymeta_runs(init, v, x, y)
     add("tinymeta", via_func, note="tm.func.hvp")
     add("tinymeta (tm.grad twice)", via_grad, goal=None)
+    add("tinymeta (compiled)", via_jit, goal=None, note="tm.jit replay of tm.func.hvp")
     torch = ctx.peer("torch")
     if torch is not None:
         db, fj = torch_runs(torch, init, v, x, y)

@@ -10,7 +10,11 @@ import contextlib
 
 import numpy as np
 
-from .common import (NumpyAdam, adam_jax, backward_step, bias_corrections, mlp_init, mlp_jnp,
+import tinymeta as tm
+from tinymeta import optim
+from tinymeta.nn import functional as F
+
+from .common import (NumpyAdam, adam_jax, backward_step, bias_corrections, load_tinymeta_mlp, mlp_init, mlp_jnp,
                      tinymeta_train_step, torch_threads)
 from .harness import row
 from .timing import measure
@@ -28,6 +32,21 @@ def data(batch=128, seed=2):
 
 def tinymeta_step(init, X, Y):
     return tinymeta_train_step(SIZES, init, X, Y, "cross_entropy")
+
+
+def tinymeta_compiled_step(init, X, Y):
+    """The same step under tm.jit: loss, zero_grad, backward and Adam's step, replayed."""
+    model = load_tinymeta_mlp(SIZES, init)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+
+    @tm.jit
+    def body(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return lambda: float(body(X, Y).data)
 
 
 def numpy_step(init, X, Y):
@@ -154,6 +173,7 @@ def _measure_all(ctx, case, init, X, Y, rows):
                         rtol=2e-3, **kw))
 
     add("tinymeta", lambda: tinymeta_step(init, X, Y))
+    add("tinymeta (compiled)", lambda: tinymeta_compiled_step(init, X, Y), note="tm.jit replay")
     add("numpy (by hand)", lambda: numpy_step(init, X, Y))
     torch = ctx.peer("torch")
     if torch is not None:
