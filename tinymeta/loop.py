@@ -27,6 +27,7 @@ from typing import Callable, Optional, Sequence, TextIO
 import numpy as np
 
 from .errors import CheckpointError
+from .threads import small_machine_blas
 from .nn.serialization import load_arrays, save_arrays
 from .plotting import pyplot
 
@@ -213,6 +214,8 @@ class Loop:
         if self.done < self.total and not stopped:
             self.reporter = progress(self.show_progress, self.who, self.total, self.done, self.unit)
         marks = None  # set while a step is under way
+        blas = small_machine_blas()  # one BLAS thread on a small machine, for this loop only
+        blas.__enter__()
         try:
             while self.done < self.total and not stopped:
                 marks = self.mark()
@@ -243,6 +246,7 @@ class Loop:
             raise
         finally:
             self.reporter.close()
+            blas.__exit__(None, None, None)
         if self.checkpoint and saved != self.done:
             save_arrays(self.checkpoint, self.capture())
         return True
