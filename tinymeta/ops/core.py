@@ -289,14 +289,15 @@ def check_axis(axis, ndim, where):
     return axis % ndim if ndim else axis
 
 
-def norm_axis(axis, ndim, where):
-    """``axis`` as None or a tuple of non-negative ints, each checked against ``ndim``."""
+def norm_axis(axis, ndim, where, scalar_ok=True):
+    """``axis`` as None or a tuple of non-negative ints, each checked against ``ndim``.
+    As NumPy's reductions do, a single int axis 0 (or -1) reduces a 0-d array (meaning all
+    axes) unless ``scalar_ok`` is False (NumPy's mean and var refuse it)."""
     if axis is None:
         return None
-    if ndim == 0:  # NumPy lets axis 0 (or -1) reduce a 0-d array: the same as all axes
-        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-        if all(not isinstance(a, (bool, np.bool_)) and operator.index(a) in (0, -1) for a in axes):
-            return None
+    if ndim == 0 and scalar_ok and isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) \
+            and axis in (0, -1):
+        return None
     if isinstance(axis, (int, np.integer)):
         return (check_axis(axis, ndim, where),)
     return tuple(check_axis(a, ndim, where) for a in axis)
