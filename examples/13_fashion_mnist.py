@@ -33,7 +33,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinymeta import metrics, nn, optim
-from tinymeta.data import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist
+from tinymeta.data import (FASHION_MNIST_CLASSES, DatasetError, MissingDependencyError,
+                           load_fashion_mnist, load_mnist)
 from tinymeta.nn import functional as F
 from tinymeta.train import EarlyStopping, evaluate, fit
 from _common import parse_args, pyplot, savefig, section
@@ -136,7 +137,10 @@ def main():
     args = parse_args("13_fashion_mnist", __doc__, extra)
     if args.quick:
         args.epochs, args.patience = min(args.epochs, 2), min(args.patience, 2)
-    X_tr, y_tr, X_val, y_val, X_te, y_te, data_name, classes = load(args)
+    try:
+        X_tr, y_tr, X_val, y_val, X_te, y_te, data_name, classes = load(args)
+    except (MissingDependencyError, DatasetError) as exc:   # no package, or a bad --data folder
+        sys.exit(f"13_fashion_mnist.py: {exc}")
 
     section(f"Data: {data_name}")
     print(f"train {X_tr.shape}, validation {X_val.shape} (last 20% of the training images), "

@@ -46,7 +46,7 @@ def extra(parser):
     parser.add_argument("--epochs", type=int, default=150,
                         help="MLP epochs (default 150: the paper's 6,000 steps of batch 100)")
     parser.add_argument("--classes", type=int, default=400,
-                        help="random template classes for meta-training (default 400)")
+                        help="random template classes (default 400; a fifth are held out for testing)")
     parser.add_argument("--iterations", type=int, default=1500,
                         help="MAML meta-iterations of 16 episodes (default 1500)")
 

@@ -366,9 +366,10 @@ def mnist1d_templates(n_classes: int, rng=None) -> np.ndarray:
     on 12 points s in [0, 1], with ``a_k ~ N(0, 1/k^2)`` (a few bumps, larger ones
     first), normalised exactly like the digit templates (zero mean, unit standard
     deviation, first point shifted to 0, divided by 6). A curve closer than 0.2 to one
-    already drawn is redrawn, so no two classes are near copies. Measured: 1-nearest-
-    neighbour on 5-way 5-shot episodes scores about the same on these classes as on the
-    ten digits (0.34), so the new classes are about as hard to tell apart.
+    already drawn is redrawn, so no two classes are near copies (the closest pair of digit
+    curves is 0.38 apart). Measured: 1-nearest-neighbour on 5-way 5-shot episodes scores
+    0.32-0.33 on these classes and 0.34 on the ten digits, so the new classes are about as
+    hard to tell apart.
     """
     n = n_classes
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
