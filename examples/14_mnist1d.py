@@ -163,6 +163,7 @@ def part2(args):
     curve = {"iteration": [], "held-out classes": [], "digits": []}
 
     def watch(it, loss):
+        # Progress on new classes for the figure; nothing is chosen from it (fixed run length).
         if it % max(1, iterations // 10) == 0 or it == iterations:
             for name, tasks in (("held-out classes", held_out), ("digits", digit_tasks)):
                 r = meta.evaluate(maml, tasks, n_tasks=50, steps=(1,), rng=999)
