@@ -359,7 +359,7 @@ def mnist1d_templates(n_classes: int, rng=None) -> np.ndarray:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ArgumentError(f"mnist1d_templates: n_classes must be a positive int, got {n_classes!r}")
     n = int(n)
-    gen = _as_generator(rng)
+    gen = as_rng(rng)
     s = np.linspace(0.0, 1.0, _TEMPLATE_LENGTH)
     k = np.arange(1, 7)
     basis = np.sin(np.pi * k[:, None] * s[None, :])
