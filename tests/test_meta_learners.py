@@ -316,3 +316,27 @@ def test_learners_train_and_help_names_the_paper(name):
     opt = optim.Adam(learner.parameters(), lr=1e-2)
     losses = [learner.meta_step(tasks.sample(4, i), opt) for i in range(3)]
     assert all(np.isfinite(losses))
+
+
+# ------------------------------------------------------------------------ tinymeta reproduce
+@pytest.mark.parametrize("learner", ["imaml", "anil", "cavia", "learned-optimizer"])
+def test_reproduce_trains_and_evaluates_the_new_learners(learner, tmp_path):
+    import json
+    from tinymeta.cli import main
+    out = tmp_path / "r.json"
+    code = main(["reproduce", "sinusoid", "--learner", learner, "--iterations", "2", "--meta-batch", "3",
+                 "--eval-tasks", "5", "--quiet", "--out", str(tmp_path), "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["learner"] == learner and set(result["query_mse"]) == {"0", "1", "10"}
+    assert all(np.isfinite(v["mean"]) for v in result["query_mse"].values())
+
+
+def test_every_reproduce_option_has_help_and_a_default(capsys):
+    from tinymeta.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["reproduce"]
+    for action in sub._actions:
+        if action.dest in ("help", "experiment"):
+            continue
+        assert action.help and "default" in action.help, f"--{action.dest}: {action.help!r}"
