@@ -262,7 +262,8 @@ def test_learned_optimizer_starts_as_adam_and_adapt_is_its_rule(f64):
     state = None
     for _ in range(3):  # Adam, eps inside the square root as in the learned rule's direction
         leaves = [fast[n].detach().requires_grad_() for n in names]
-        loss = tm.sum(lo.task_losses(dict(zip(names, leaves)), *lo._batched_input(b.x_support, b.y_support)[:2]))
+        xs, ys, _ = lo._batched_input(b.x_support, b.y_support)
+        loss = tm.sum(lo.task_losses(dict(zip(names, leaves)), xs, ys))
         grads = tm.grad(loss, leaves)
         new, state = optim.functional.adam([x.detach() for x in leaves], grads, state, lr=lr, eps=0.0)
         fast = dict(zip(names, new))

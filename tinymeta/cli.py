@@ -185,7 +185,8 @@ def build_parser():
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(fn=cmd_demo)
 
-    r = sub.add_parser("reproduce", help="reproduce a published result (JSON out)", description=cmd_reproduce.__doc__,
+    r = sub.add_parser("reproduce", help="reproduce a published result (JSON out)",
+                       description=cmd_reproduce.__doc__,
                        epilog="Few-shot classification (ProtoNet and every learner on glyphs -> digits): "
                               "python examples/15_meta_learners_compared.py")
     r.add_argument("experiment", choices=["sinusoid"],
@@ -197,16 +198,19 @@ def build_parser():
                    help="support and query points per task (default 10)")
     r.add_argument("--iterations", type=_positive_int, default=70000,
                    help="meta-iterations (default 70000, Finn et al.'s)")
-    r.add_argument("--meta-batch", type=_positive_int, default=25, help="tasks per meta-iteration (default 25)")
+    r.add_argument("--meta-batch", type=_positive_int, default=25,
+                   help="tasks per meta-iteration (default 25)")
     r.add_argument("--eval-tasks", type=_positive_int, default=1000,
                    help="new tasks to evaluate on, 100 query points each (default 1000)")
     r.add_argument("--seed", type=int, default=0, help="seed of the model and of task sampling (default 0)")
     r.add_argument("--json", help="write the result here (default: print it)")
-    r.add_argument("--out", default="tinymeta-output", help="folder for checkpoints (default ./tinymeta-output)")
+    r.add_argument("--out", default="tinymeta-output",
+                   help="folder for checkpoints (default ./tinymeta-output)")
     r.add_argument("--checkpoint", help="checkpoint path (default OUT/LEARNER-seedS.npz)")
     r.add_argument("--checkpoint-every", type=_positive_int, default=5000,
                    help="iterations between checkpoints (default 5000)")
-    r.add_argument("--resume", action="store_true", help="continue from the checkpoint (default: start afresh)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint (default: start afresh)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or log lines (default: show them)")
     r.set_defaults(fn=cmd_reproduce)
 

@@ -24,6 +24,5 @@ from .tasks import TaskBatch
 from .training import evaluate, format_evaluation, train
 
 __all__ = ["tasks", "TaskBatch", "MetaLearner", "MAML", "MetaSGD", "Reptile", "MappingLearner",
-           "linear_targets", "RidgeHead", "IMAML", "ANIL", "CAVIA", "ProtoNet", "LearnedOptimizer", "hypergradient", "tune", "unrolled_validation_loss",
-           "train", "evaluate",
-           "format_evaluation"]
+           "linear_targets", "RidgeHead", "IMAML", "ANIL", "CAVIA", "ProtoNet", "LearnedOptimizer",
+           "hypergradient", "tune", "unrolled_validation_loss", "train", "evaluate", "format_evaluation"]

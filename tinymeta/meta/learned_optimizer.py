@@ -66,7 +66,8 @@ class LearnedOptimizer(MetaLearner):
 
     # -- parameters: the update rule's, and the model's (meta-learned only with learn_init)
     def _rule_named(self):
-        return [(f"rule.{n}", p) for n, p in self.rule.named_parameters()] + [("rule.log_step", self.log_step)]
+        return ([(f"rule.{n}", p) for n, p in self.rule.named_parameters()]
+                + [("rule.log_step", self.log_step)])
 
     def parameters(self):
         own = [p for _, p in self._rule_named()]
@@ -131,8 +132,8 @@ class LearnedOptimizer(MetaLearner):
         """Query loss along the unrolled trajectory, (1/K) sum_t mean_i L_{Q_i}(phi_{i,t})."""
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
-        steps = self.inner_steps if inner_steps is None else check_int("LearnedOptimizer", "inner_steps",
-                                                                        inner_steps)
+        steps = check_int("LearnedOptimizer", "inner_steps",
+                          self.inner_steps if inner_steps is None else inner_steps)
         theta = self.init_params()
         if not self.learn_init:  # a fresh leaf per call: the gradient needs phi_0, not theta
             theta = {n: p.detach().requires_grad_() for n, p in theta.items()}
