@@ -164,7 +164,8 @@ def imaml_diagnostic(seed):
         left = inner_gradient_norm(imaml.adapt(batch.x_support, batch.y_support), lam) / start
         cos = float(gi @ gm / np.linalg.norm(gi) / np.linalg.norm(gm))
         rows.append({"inner_steps": steps, "lam": lam, "cosine_with_maml": cos,
-                     "norm_ratio": float(np.linalg.norm(gi) / np.linalg.norm(gm)), "inner_residual": left})
+                     "norm_ratio": float(np.linalg.norm(gi) / np.linalg.norm(gm)),
+                     "inner_residual": float(left)})
         print(f"  iMAML, {steps} steps of lr 0.01, lam {lam}: inner gradient left {left:.2f} of its start; "
               f"cosine with MAML's exact {steps}-step meta-gradient {cos:.2f}, norm ratio "
               f"{rows[-1]['norm_ratio']:.1f}", flush=True)
@@ -274,7 +275,8 @@ def main():
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
     if sin:
-        names = [n for n in sin if "mse_1" in sin[n]]
+        # A learner that diverged (nan) has no bar to draw on a log scale.
+        names = [n for n in sin if "mse_1" in sin[n] and np.isfinite(sin[n]["mse_1"][0])]
         xpos = np.arange(len(names))
         for j, s in enumerate((1, 10)):
             ax1.bar(xpos + (j - 0.5) * 0.38, [sin[n][f"mse_{s}"][0] for n in names], 0.38,
