@@ -104,6 +104,21 @@ def test_imaml_graph_does_not_grow_with_inner_steps():
     assert sizes[0] == sizes[1] <= 2
 
 
+def test_imaml_peak_memory_is_flat_in_inner_steps():
+    import tracemalloc
+    batch = meta.tasks.Sinusoid(50, 50).sample(10, 0)
+    peaks = []
+    for steps in (2, 30):
+        imaml = meta.IMAML(nn.MLP([1, 40, 40, 1], rng=0), inner_steps=steps)
+        imaml.meta_loss(batch).backward()  # warm: kernels, caches
+        tracemalloc.start()
+        imaml.meta_loss(batch).backward()
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # Second-order MAML's peak grows about linearly in the steps (15x here); iMAML's must not.
+    assert peaks[1] < 1.3 * peaks[0], peaks
+
+
 def test_imaml_rejects_bad_settings():
     model = nn.Linear(2, 1)
     with pytest.raises(ArgumentError, match="lam"):
