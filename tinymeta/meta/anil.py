@@ -5,10 +5,12 @@ MAML with the inner loop restricted to the network's last layer (the head): the 
 features are reused as they are, and learned in the outer loop only.
 """
 from .. import ops
+from ..engine import Tensor
 from ..errors import ArgumentError
 from ..nn.layers import Sequential
 from ..nn.module import functional_call
 from .base import MetaLearner, check_int, check_number
+from .tasks import TaskBatch
 
 
 class ANIL(MetaLearner):
@@ -49,7 +51,7 @@ class ANIL(MetaLearner):
             self._split = ([model[i] for i in range(len(model) - 1)], model[len(model) - 1])
 
     # -- running the model as body then head
-    def features(self, x):
+    def features(self, x) -> Tensor:
         """The body's output on x (only with a Sequential model whose last module is the head)."""
         for m in self._split[0]:
             x = m(x)
@@ -70,7 +72,7 @@ class ANIL(MetaLearner):
         finally:
             self.task_losses = saved
 
-    def meta_loss(self, batch, inner_steps=None):
+    def meta_loss(self, batch: "TaskBatch", inner_steps: "int | None" = None) -> Tensor:
         """Mean query loss after adapting the head to each task's support set."""
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
@@ -80,7 +82,7 @@ class ANIL(MetaLearner):
                           create_graph=not self.first_order)
         return ops.mean(self.task_losses(phi, xq, yq))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x, y, steps: "int | None" = None) -> dict:
         """Every parameter for the task(s) (x, y): the head after ``steps`` SGD steps, the
         body untouched (the same values, broadcast over the task axis when batched)."""
         steps = check_int("ANIL", "steps", self.inner_steps if steps is None else steps, minimum=0)

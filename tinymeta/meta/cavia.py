@@ -10,6 +10,7 @@ from .. import ops
 from ..engine import Tensor
 from ..errors import ShapeError
 from .base import MetaLearner, check_int, check_number
+from .tasks import TaskBatch
 
 
 class CAVIA(MetaLearner):
@@ -55,7 +56,7 @@ class CAVIA(MetaLearner):
     def _context0(self, n_tasks):
         return Tensor(np.zeros((n_tasks, self.num_context), dtype=self.model.parameters()[0].dtype))
 
-    def meta_loss(self, batch, inner_steps=None):
+    def meta_loss(self, batch: "TaskBatch", inner_steps: "int | None" = None) -> Tensor:
         """Mean query loss after adapting each task's context from zero."""
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
@@ -64,7 +65,7 @@ class CAVIA(MetaLearner):
                               self.inner_lr, create_graph=not self.first_order)
         return ops.mean(self.task_losses(ctx, xq, yq))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x, y, steps: "int | None" = None) -> dict:
         """{"context": c} for the task(s) (x, y), shape (num_context,) or (tasks, num_context)."""
         steps = check_int("CAVIA", "steps", self.inner_steps if steps is None else steps, minimum=0)
         xs, ys, single = self._batched_input(x, y)
@@ -73,7 +74,7 @@ class CAVIA(MetaLearner):
         c = ctx["context"].detach()
         return {"context": c[0] if single else c}
 
-    def predict(self, params, x):
+    def predict(self, params: dict, x) -> Tensor:
         """The model's output on [x, context] with ``params`` from ``adapt``."""
         x = self._as_tensor(x)
         ctx = params["context"]

@@ -10,6 +10,7 @@ from .. import ops
 from ..engine import Tensor, enable_grad, grad, is_grad_enabled
 from ..function import Function
 from .base import MetaLearner, check_int, check_number
+from .tasks import TaskBatch
 
 
 class _ImplicitMetaGradient(Function):
@@ -129,7 +130,7 @@ class IMAML(MetaLearner):
         return x
 
     # -- the public API
-    def meta_loss(self, batch, inner_steps=None):
+    def meta_loss(self, batch: "TaskBatch", inner_steps: "int | None" = None) -> Tensor:
         """Mean query loss after the proximal inner loop; ``backward()`` on it accumulates
         the implicit meta-gradient (1/n) sum_i (I + H_i/lam)^-1 grad L_{Q_i}(phi_i)."""
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
@@ -150,7 +151,7 @@ class IMAML(MetaLearner):
         meta_grads = [vi.sum(axis=0) / n_tasks for vi in v]  # mean over tasks, summed to theta
         return _ImplicitMetaGradient.apply(value.detach(), meta_grads, *params.values())
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x, y, steps: "int | None" = None) -> dict:
         """phi for the task(s) with support set (x, y): the proximal inner loop from theta."""
         steps = check_int("IMAML", "steps", self.inner_steps if steps is None else steps, minimum=0)
         xs, ys, single = self._batched_input(x, y)

@@ -11,6 +11,7 @@ from ..engine import Tensor, enable_grad, grad, no_grad
 from ..nn.layers import MLP
 from ..nn.module import Parameter
 from .base import MetaLearner, check_int
+from .tasks import TaskBatch
 
 BETA1, BETA2 = 0.9, 0.999  # the running statistics' decay rates (Adam's defaults)
 N_FEATURES = 4
@@ -128,7 +129,7 @@ class LearnedOptimizer(MetaLearner):
                 query.append(ops.mean(self.task_losses(phi, xq, yq)))
         return phi, query
 
-    def meta_loss(self, batch, inner_steps=None):
+    def meta_loss(self, batch: "TaskBatch", inner_steps: "int | None" = None) -> Tensor:
         """Query loss along the unrolled trajectory, (1/K) sum_t mean_i L_{Q_i}(phi_{i,t})."""
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
@@ -145,7 +146,7 @@ class LearnedOptimizer(MetaLearner):
             total = total + q
         return total / float(len(query))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x, y, steps: "int | None" = None) -> dict:
         """The task model's parameters after ``steps`` steps of the learned rule from theta.
         Each step's graph is freed: cost and memory stay flat in ``steps``."""
         steps = check_int("LearnedOptimizer", "steps", self.inner_steps if steps is None else steps,
@@ -170,7 +171,7 @@ class LearnedOptimizer(MetaLearner):
         phi = {n: p.detach() for n, p in phi.items()}
         return {n: p[0] for n, p in phi.items()} if single else phi
 
-    def update_curve(self, gradients):
+    def update_curve(self, gradients) -> np.ndarray:
         """The learned first-step update as a function of the gradient: for each value g in
         ``gradients`` (a 1-D array), the delta the rule takes at step 1 from gradient g (so
         the first running statistics are g and g^2). For plots: SGD's would be lr g, Adam's

@@ -10,6 +10,7 @@ from .. import ops
 from ..engine import Tensor
 from ..errors import ArgumentError, ShapeError
 from .base import MetaLearner
+from .tasks import TaskBatch
 
 
 class ProtoNet(MetaLearner):
@@ -32,7 +33,7 @@ class ProtoNet(MetaLearner):
     def __init__(self, encoder):
         super().__init__(encoder, loss="cross_entropy")
 
-    def embed(self, x):
+    def embed(self, x) -> Tensor:
         """f_theta(x) for inputs (T, shots, ...) -> (T, shots, d)."""
         return self.model(x)
 
@@ -57,20 +58,20 @@ class ProtoNet(MetaLearner):
         diff = ops.unsqueeze(emb, 2) - ops.unsqueeze(protos, 1)
         return -ops.sum(diff * diff, axis=-1)
 
-    def meta_loss(self, batch, inner_steps=None):
+    def meta_loss(self, batch: "TaskBatch", inner_steps: "int | None" = None) -> Tensor:
         """Mean query cross-entropy under the prototype classifier of each task."""
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
         protos = self.prototypes(self.embed(xs), ys)
         return ops.mean(self._task_loss(self.logits(self.embed(xq), protos), yq))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x, y, steps: "int | None" = None) -> dict:
         """{"prototypes": class means of the embedded support set}; no gradient steps."""
         xs, ys, single = self._batched_input(x, y)
         protos = self.prototypes(self.embed(xs), ys).detach()
         return {"prototypes": protos[0] if single else protos}
 
-    def predict(self, params, x):
+    def predict(self, params: dict, x) -> Tensor:
         """Logits -||f(x) - c_k||^2 of inputs ``x`` against ``params["prototypes"]``."""
         x = self._as_tensor(x)
         protos = params["prototypes"]
