@@ -62,6 +62,8 @@ class IMAML(MetaLearner):
         loss = imaml.meta_loss(batch); opt.zero_grad(); loss.backward(); opt.step()
     """
 
+    traceable = False  # the implicit gradient is solved by CG on arrays, outside the tape
+
     def __init__(self, model, inner_lr: float = 0.01, inner_steps: int = 10, lam: float = 2.0,
                  cg_steps: int = 5, loss="mse"):
         super().__init__(model, loss)
