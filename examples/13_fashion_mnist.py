@@ -8,11 +8,11 @@ dataset-fashion-mnist); --data PATH runs the same script on any folder of MNIST-
 files instead, for example the original MNIST digits if you have them.
 
 What runs, on one split for both libraries (the last 20% of the training images are the
-validation set, as in the documents' validation_split=0.2):
+validation set, Keras's validation_split=0.2):
 
-* tinymeta: the documents' network, Linear(784, 64) -> ReLU -> Linear(64, 10), trained
+* tinymeta: the classic one-hidden-layer network, Linear(784, 64) -> ReLU -> Linear(64, 10), trained
   with tinymeta.train.fit on the cross-entropy of the logits. The optimiser is Adam with
-  its default step 1e-3, the documents' choice: it needs no learning-rate search on this
+  its default step 1e-3, the usual choice: it needs no learning-rate search on this
   problem, where SGD with momentum would need one (its good step depends on the pixel
   scale and the batch size), so both libraries can run on their defaults.
 * scikit-learn: MLPClassifier with the same hidden layer, activation, optimiser, step and

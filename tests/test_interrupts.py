@@ -160,7 +160,8 @@ FIT_SCRIPT = textwrap.dedent('''
         return F.cross_entropy(output, target)
 
     hist = fit(model, loss_fn, opt, (X[:500], y[:500]), val=(X[500:], y[500:]), epochs=epochs, batch_size=20,
-               rng=0, scheduler=sched, progress=False, checkpoint=ckpt, resume=resume)
+               rng=0, scheduler=sched, progress=False, checkpoint=ckpt, resume=resume,
+               compile=False)  # loss_fn pauses (a Python side effect): a compiled replay would skip it
     np.savez(out, *[p.data for p in model.parameters()])
     print(f"DONE interrupted={hist.interrupted} epochs={hist.epochs}", flush=True)
 ''')

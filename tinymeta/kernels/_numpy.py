@@ -113,14 +113,14 @@ def softmax_xent(logits, labels):
     return np.log(s) - (logits[np.arange(n), labels] - m[:, 0])
 
 
-def typed(p, *scalars):
-    """The scalars cast to p's dtype (shared with the numba wrappers)."""
-    t = p.dtype.type
-    return [t(s) for s in scalars]
-
-
 # The optimizer twins run the one rule of each optimizer (updates.py) on arrays and write
-# the results in place. Scalars are cast to p's dtype first, as the compiled kernels do.
+# the results in place. Hyperparameters become Python floats: NumPy then computes with them
+# in p's dtype (a float32 step stays float32) and forms 1 - beta ** t in float64 first, as
+# the compiled kernels do, so the two round alike.
+
+def _floats(*values):
+    return [float(v) for v in values]
+
 
 def _store(*pairs):
     for dst, value in pairs:
@@ -129,24 +129,24 @@ def _store(*pairs):
 
 
 def sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
-    lr, mom, damp, wd = typed(p, lr, momentum, dampening, weight_decay)
+    lr, mom, damp, wd = _floats(lr, momentum, dampening, weight_decay)
     new_p, new_buf = updates.sgd(p, g, None if first_step else buf, lr, mom, damp, nesterov, wd, ARRAYS)
     _store((p, new_p), (buf, new_buf))
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
-    lr, b1, b2, eps, wd = typed(p, lr, beta1, beta2, eps, weight_decay)
+    lr, b1, b2, eps, wd = _floats(lr, beta1, beta2, eps, weight_decay)
     new_p, new_m, new_v = updates.adam(p, g, m, v, step, lr, b1, b2, eps, wd, decoupled, ARRAYS)
     _store((p, new_p), (m, new_m), (v, new_v))
 
 
 def rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay, momentum, buf):
-    lr, alpha, eps, wd, mom = typed(p, lr, alpha, eps, weight_decay, momentum)
+    lr, alpha, eps, wd, mom = _floats(lr, alpha, eps, weight_decay, momentum)
     new_p, new_sq, new_buf = updates.rmsprop(p, g, sq, buf, lr, alpha, eps, wd, mom, ARRAYS)
     _store((p, new_p), (sq, new_sq), (buf, new_buf))
 
 
 def adagrad_update(p, g, s, lr, eps, weight_decay):
-    lr, eps, wd = typed(p, lr, eps, weight_decay)
+    lr, eps, wd = _floats(lr, eps, weight_decay)
     new_p, new_s = updates.adagrad(p, g, s, lr, eps, wd, ARRAYS)
     _store((p, new_p), (s, new_s))
