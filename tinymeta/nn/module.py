@@ -1,16 +1,37 @@
 """``Module``: a container of parameters and sub-modules, as in PyTorch, plus
 ``functional_call``, which runs a module with another set of parameters (MAML's core)."""
+from __future__ import annotations
+
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..engine import Tensor, _mode, no_grad
 from ..errors import ArgumentError, CheckpointError, ShapeError
 
 
-def Parameter(data, dtype=None):  # noqa: N802 (reads like PyTorch's class)
+def Parameter(data: Tensor | ArrayLike, dtype: DTypeLike | None = None) -> Tensor:  # noqa: N802 (reads like PyTorch's class)
     """A leaf tensor that requires grad; assigned to a Module attribute, it is a parameter.
-    (tinymeta parameters are plain Tensors: the engine's fast paths test ``type(x) is Tensor``.)"""
+    (tinymeta parameters are plain Tensors: the engine's fast paths test ``type(x) is Tensor``.)
+
+    Args:
+        data: the initial value; a Tensor is detached (its data shared, its graph dropped).
+        dtype: the dtype for non-Tensor data (default: as ``tm.tensor``).
+
+    Returns:
+        A leaf Tensor with ``requires_grad=True``.
+
+    Example:
+        >>> class Scale(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.s = nn.Parameter(np.ones(3))
+        ...     def forward(self, x):
+        ...         return x * self.s
+    """
     t = data.detach() if isinstance(data, Tensor) else Tensor(data, dtype=dtype)
     return t.requires_grad_(True)
 
@@ -129,11 +150,31 @@ class Module:
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
 
 
-def functional_call(module, params, *args, **kwargs):
+def functional_call(module: Module, params: Mapping[str, Tensor], *args: Any, **kwargs: Any) -> Any:
     """Run ``module(*args)`` with the tensors in ``params`` (name -> Tensor) in place of
     its own parameters, without changing the module. Parameters not named keep their
     value. The tensors may carry a leading task axis (a meta-batch of weights): layers
-    that use ``tm.linear`` broadcast over it."""
+    that use ``tm.linear`` broadcast over it.
+
+    This is how MAML evaluates the adapted parameters theta' = theta - alpha grad L(theta):
+    theta' are ordinary tensors with a graph back to theta, so the query loss computed
+    with them can be differentiated with respect to theta.
+
+    Args:
+        module: the model.
+        params: parameter name (as in ``named_parameters()``) -> tensor of the same shape.
+        args: the positional arguments of ``module.forward``.
+        kwargs: its keyword arguments.
+
+    Returns:
+        Whatever ``module(*args, **kwargs)`` returns.
+
+    Example:
+        >>> params = dict(model.named_parameters())
+        >>> grads = tm.grad(loss, list(params.values()), create_graph=True)
+        >>> fast = {k: p - 0.01 * g for (k, p), g in zip(params.items(), grads)}
+        >>> y = nn.functional_call(model, fast, x)
+    """
     slots = _slots(module)
     unknown = [k for k in params if k not in slots]
     if unknown:
@@ -168,7 +209,11 @@ def _slots(module):
     return cache[1]
 
 
-def check_same_shape(a, b, where):
+def check_same_shape(a: Tensor, b: Tensor, where: str) -> None:
+    """Raise ``ShapeError`` (naming ``where``) unless ``a`` and ``b`` have the same shape.
+
+    Losses call it so a (N, 1) prediction never broadcasts silently against an (N,) target.
+    """
     if a.shape != b.shape:
         raise ShapeError(f"{where}: input shape {a.shape} and target shape {b.shape} differ; they "
                          "must match exactly (a (N, 1) prediction against an (N,) target would "
