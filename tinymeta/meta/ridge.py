@@ -13,6 +13,10 @@ lambda, s and b are meta-learned with theta by backpropagating the query loss th
 solve (``tm.linalg.solve``: its derivative rules are differentiable again, so second
 derivatives flow through it too).
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 
 from .. import ops
@@ -33,9 +37,35 @@ class _Head(Module):
 
 
 class RidgeHead(MetaLearner):
-    """``RidgeHead(feature_extractor, n_outputs, lam=1.0, scale=1.0, loss="cross_entropy")``."""
+    """R2-D2's differentiable closed-form head (Bertinetto, Henriques, Torr & Vedaldi,
+    "Meta-learning with differentiable closed-form solvers", ICLR 2019).
 
-    def __init__(self, feature_extractor, n_outputs, lam=1.0, scale=1.0, loss="cross_entropy"):
+    A meta-learned feature extractor g_theta maps each task's support inputs to features
+    X = [g_theta(x), 1] (with a bias column); the task's linear head is ridge regression onto
+    the (one-hot) support targets Y, solved exactly inside the graph::
+
+        W = (X^T X + lambda I)^{-1} X^T Y          (d x d system)
+          = X^T (X X^T + lambda I)^{-1} Y          (Woodbury: n x n system, used when n < d)
+        y_hat(x') = s [g_theta(x'), 1] W + b
+
+    theta, lambda, s and b are meta-learned by backpropagating the query loss through the
+    solve (lambda and s are stored as logarithms, so they stay positive).
+
+    Args:
+        feature_extractor: g_theta, an ``nn.Module`` mapping inputs to feature vectors.
+        n_outputs: the number of classes (or regression outputs).
+        lam: the initial ridge penalty lambda (> 0).
+        scale: the initial output scale s (> 0).
+        loss: ``"cross_entropy"`` (integer labels, one-hot targets for the solve), ``"mse"``,
+            or a callable ``(out, y) -> per-task losses (T,)``.
+
+    Example:
+        >>> head = meta.RidgeHead(nn.MLP([784, 64, 32], rng=0), n_outputs=5)
+        >>> loss = head.meta_loss(tasks.sample(8, rng=0))   # tasks: a FewShotClassification
+    """
+
+    def __init__(self, feature_extractor: Module, n_outputs: int, lam: float = 1.0, scale: float = 1.0,
+                 loss: str | Callable[[Tensor, Tensor], Tensor] = "cross_entropy"):
         if lam <= 0 or scale <= 0:
             raise ArgumentError(f"RidgeHead: lam and scale must be > 0, got {lam} and {scale}")
         dtype = feature_extractor.parameters()[0].dtype
