@@ -7,7 +7,10 @@ standardized features (like glmnet: gradient descent then converges at the same 
 whatever the feature scales; coefficients are reported on the original scale, and a
 penalty applies to the standardized coefficients). The MLPs train in float32.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import metrics, optim
 from .creation import tensor
@@ -148,13 +151,33 @@ def _zero_linear(d, k, bias):
 
 class LinearRegression(_Base):
     """Least squares by gradient descent on the mean squared error (+ ``alpha`` ||w||^2 on the
-    standardized coefficients). ``coef_`` (d,) or (k, d) for 2-D y, ``intercept_``."""
+    standardized coefficients). ``coef_`` (d,) or (k, d) for 2-D y, ``intercept_``.
+
+    Minimises (1/N) sum_i ||w^T x_i + b - y_i||^2 + alpha ||w||^2 over standardized x
+    with tinymeta's own training loop; ``RidgeRegression`` solves the same kind of problem
+    in closed form.
+
+    Args:
+        lr: the learning rate.
+        epochs: passes over the data.
+        batch_size: minibatch size (``None``: the whole data set per step).
+        optimizer: ``"sgd"``, ``"adam"``, ... (a name from ``tinymeta.learners.OPTIMIZERS``).
+        fit_intercept: learn b (the data are centered).
+        alpha: the L2 penalty on the standardized coefficients.
+        random_state: the seed of the minibatch order.
+        verbose: show training progress.
+
+    Example:
+        >>> reg = LinearRegression().fit(X, y)
+        >>> reg.coef_, reg.intercept_, reg.score(X, y)
+    """
 
     _params = ("lr", "epochs", "batch_size", "optimizer", "fit_intercept", "alpha", "random_state",
                "verbose")
 
-    def __init__(self, lr=0.1, epochs=500, batch_size=None, optimizer="sgd", fit_intercept=True,
-                 alpha=0.0, random_state=0, verbose=False):
+    def __init__(self, lr: float = 0.1, epochs: int = 500, batch_size: int | None = None,
+                 optimizer: str = "sgd", fit_intercept: bool = True, alpha: float = 0.0,
+                 random_state: int | np.random.Generator | None = 0, verbose: bool = False):
         self.lr, self.epochs, self.batch_size, self.optimizer = lr, epochs, batch_size, optimizer
         self.fit_intercept, self.alpha = fit_intercept, alpha
         self.random_state, self.verbose = random_state, verbose
@@ -189,14 +212,23 @@ class LinearRegression(_Base):
         return metrics.r2_score(y, self.predict(X))
 
 
-def logistic_gradient(theta, X, y):
+def logistic_gradient(theta: ArrayLike, X: ArrayLike, y: ArrayLike) -> np.ndarray:
     """The seed derivation in NumPy: the gradient of the mean binary cross-entropy
     L(theta) = -(1/N) sum [y log s + (1-y) log(1-s)], s = sigmoid(theta^T x), is::
 
         dL/dtheta = -(1/N) sum_i (y_i - sigmoid(theta^T x_i)) x_i.
 
     (d/dz of the per-sample loss is s - y, and z = theta^T x.) Put a column of ones in X
-    for an intercept. ``LogisticRegression.loss_and_grad`` checks autograd against it."""
+    for an intercept. ``LogisticRegression.loss_and_grad`` checks autograd against it.
+
+    Args:
+        theta: the weights (d,).
+        X: the inputs (N, d).
+        y: 0/1 labels (N,).
+
+    Returns:
+        dL/dtheta, shape (d,), in float64.
+    """
     theta, X, y = np.asarray(theta, np.float64), np.asarray(X, np.float64), np.asarray(y, np.float64)
     s = 1.0 / (1.0 + np.exp(-(X @ theta)))
     return -(X.T @ (y - s)) / len(y)
@@ -206,13 +238,34 @@ class LogisticRegression(_Base):
     """Binary logistic regression: sigmoid + cross-entropy (the stable form on logits),
     minimising mean BCE + ||w||^2 / (2 C N) on standardized features, i.e. scikit-learn's
     objective ||w||^2/2 + C sum(BCE) divided by C N (``C=None`` or ``penalty=None``: none).
-    Labels may be any two values; ``classes_`` holds them sorted."""
+    Labels may be any two values; ``classes_`` holds them sorted.
+
+    p(y = 1 | x) = sigmoid(w^T x + b); the gradient of the mean BCE is
+    -(1/N) sum_i (y_i - p_i) x_i (see ``logistic_gradient``).
+
+    Args:
+        lr: the learning rate.
+        epochs: passes over the data.
+        batch_size: minibatch size (``None``: the whole data set per step).
+        optimizer: ``"sgd"``, ``"adam"``, ... (a name from ``tinymeta.learners.OPTIMIZERS``).
+        C: the inverse regularisation strength (``None``: no penalty).
+        penalty: ``"l2"`` or ``None``.
+        fit_intercept: learn b.
+        random_state: the seed of the minibatch order.
+        verbose: show training progress.
+
+    Example:
+        >>> clf = LogisticRegression(C=1.0).fit(X, y)
+        >>> clf.predict_proba(X[:3]), clf.score(X, y)
+    """
 
     _params = ("lr", "epochs", "batch_size", "optimizer", "C", "penalty", "fit_intercept",
                "random_state", "verbose")
 
-    def __init__(self, lr=0.5, epochs=1000, batch_size=None, optimizer="sgd", C=1.0, penalty="l2",
-                 fit_intercept=True, random_state=0, verbose=False):
+    def __init__(self, lr: float = 0.5, epochs: int = 1000, batch_size: int | None = None,
+                 optimizer: str = "sgd", C: float | None = 1.0, penalty: str | None = "l2",
+                 fit_intercept: bool = True, random_state: int | np.random.Generator | None = 0,
+                 verbose: bool = False):
         self.lr, self.epochs, self.batch_size, self.optimizer = lr, epochs, batch_size, optimizer
         self.C, self.penalty, self.fit_intercept = C, penalty, fit_intercept
         self.random_state, self.verbose = random_state, verbose
@@ -292,9 +345,11 @@ class _MLPBase(_Base):
                "weight_decay", "early_stopping", "validation_fraction", "patience", "random_state",
                "verbose")
 
-    def __init__(self, hidden_layer_sizes=(64,), activation="relu", lr=1e-3, epochs=200, batch_size=32,
-                 optimizer="adam", weight_decay=0.0, early_stopping=False, validation_fraction=0.1,
-                 patience=10, random_state=0, verbose=False):
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (64,), activation: str = "relu",
+                 lr: float = 1e-3, epochs: int = 200, batch_size: int | None = 32, optimizer: str = "adam",
+                 weight_decay: float = 0.0, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 patience: int = 10, random_state: int | np.random.Generator | None = 0,
+                 verbose: bool = False):
         self.hidden_layer_sizes, self.activation = hidden_layer_sizes, activation
         self.lr, self.epochs, self.batch_size, self.optimizer = lr, epochs, batch_size, optimizer
         self.weight_decay, self.early_stopping = weight_decay, early_stopping
@@ -409,7 +464,7 @@ class MLPRegressor(_MLPBase):
 
 # ----------------------------------------------------------------------------- ridge
 
-def ridge_solve(X, y, alpha):
+def ridge_solve(X: Tensor | ArrayLike, y: Tensor | ArrayLike, alpha: float | Tensor) -> Tensor:
     """Differentiable ridge weights w = argmin ||X w - y||^2 + alpha ||w||^2, batched over
     leading axes. The one ridge solver: RidgeRegression and meta.RidgeHead (R2-D2) use it.
 
@@ -449,11 +504,23 @@ def ridge_solve(X, y, alpha):
 
 class RidgeRegression(_Base):
     """Closed-form ridge regression, ||y - X w - b||^2 + alpha ||w||^2 (scikit-learn's
-    objective): the intercept is not penalised (the data are centered first)."""
+    objective): the intercept is not penalised (the data are centered first).
+
+    w = (Xc^T Xc + alpha I)^-1 Xc^T yc on the centered data (by ``ridge_solve``), and
+    b = mean(y) - mean(X) w.
+
+    Args:
+        alpha: the L2 penalty (0: ordinary least squares, through the pseudo-inverse).
+        fit_intercept: learn b (center the data first).
+
+    Example:
+        >>> reg = RidgeRegression(alpha=1.0).fit(X, y)
+        >>> reg.predict(X[:3])
+    """
 
     _params = ("alpha", "fit_intercept")
 
-    def __init__(self, alpha=1.0, fit_intercept=True):
+    def __init__(self, alpha: float = 1.0, fit_intercept: bool = True):
         self.alpha, self.fit_intercept = alpha, fit_intercept
         self._validate()
 

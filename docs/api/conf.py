@@ -19,3 +19,30 @@ exclude_patterns = ["_build"]
 html_theme = "alabaster"
 nitpicky = False
 suppress_warnings = ["ref.python"]  # several modules re-export the same names
+
+# Annotations are written with these names (under ``from __future__ import annotations``):
+# show the names, not NumPy's expansion of them into a page-long Union.
+autodoc_type_aliases = {
+    "ArrayLike": "numpy.typing.ArrayLike",
+    "DTypeLike": "numpy.typing.DTypeLike",
+    "Params": "tinymeta.optim.optimizers.Params",
+    "LR": "tinymeta.optim.functional.LR",
+    "Metrics": "tinymeta.train.Metrics",
+    "Data": "tinymeta.meta.hypergrad.Data",
+    "LossFn": "tinymeta.meta.hypergrad.LossFn",
+}
+
+# Sphinx 8-9 print an alias inside a union (``Tensor | ArrayLike``) by its repr,
+# "TypeAliasForwardRef('numpy.typing.ArrayLike')" (sphinx-doc/sphinx#14004); print its name.
+try:
+    from sphinx.util.inspect import TypeAliasForwardRef
+except ImportError:  # a Sphinx without the class has nothing to mend
+    TypeAliasForwardRef = None
+if TypeAliasForwardRef is not None:
+    TypeAliasForwardRef.__repr__ = lambda self: self.name
+
+# Docstrings write the absolute value as |x|, which reStructuredText reads as a substitution
+# reference: define it as the text itself.
+rst_prolog = r"""
+.. |x| replace:: \|x\|
+"""
