@@ -183,7 +183,8 @@ class LinearRegression(_Base):
         self.random_state, self.verbose = random_state, verbose
         self._validate()
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> LinearRegression:
+        """Fit on X (n, d) and y (n,) or (n, k); returns ``self`` (``coef_``, ``intercept_``, ``history_``)."""
         self._validate()
         X, y = check_Xy(X, y, "LinearRegression.fit")
         Y = y.reshape(len(y), -1).astype(np.float64)
@@ -202,12 +203,13 @@ class LinearRegression(_Base):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """X w^T + b: (n,) or (n, k)."""
         self._check_fitted("coef_")
         X = check_X(X, "LinearRegression.predict", self.n_features_in_)
         return X @ np.asarray(self.coef_).T + self.intercept_
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """R^2 of the prediction."""
         return metrics.r2_score(y, self.predict(X))
 
@@ -284,7 +286,8 @@ class LogisticRegression(_Base):
             return bce + strength * tsum(model.weight * model.weight) if strength else bce
         return loss
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> LogisticRegression:
+        """Fit on X (n, d) and labels y (n,) of exactly two classes; returns ``self``."""
         self._validate()
         X, y = check_Xy(X, y, "LogisticRegression.fit", y_numeric=False)
         if y.ndim != 1:
@@ -305,7 +308,7 @@ class LogisticRegression(_Base):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def loss_and_grad(self, X, y):
+    def loss_and_grad(self, X: ArrayLike, y: ArrayLike) -> tuple[float, np.ndarray, np.ndarray]:
         """(loss, gradient w.r.t. [w, b] by autograd, the same gradient by the seed
         formula ``logistic_gradient``) at the fitted standardized parameters, unpenalised;
         the two gradients agree to rounding."""
@@ -319,21 +322,23 @@ class LogisticRegression(_Base):
         loss.backward()
         return loss.item(), th.grad.data, logistic_gradient(theta, Za, t)
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
+        """The logits w^T x + b, shape (n,); positive means ``classes_[1]``."""
         self._check_fitted("coef_")
         return check_X(X, "LogisticRegression.predict", self.n_features_in_) @ self.coef_ + self.intercept_
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """(n, 2): probabilities of classes_[0] and classes_[1]."""
         with no_grad():
             p1 = sigmoid(tensor(self.decision_function(X), dtype=np.float64)).data
         return np.stack([1.0 - p1, p1], axis=1)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """The predicted labels (values from ``classes_``), shape (n,)."""
         positive = self.decision_function(X) > 0
         return self.classes_[positive.astype(int)]
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy."""
         return metrics.accuracy(y, self.predict(X))
 
@@ -408,7 +413,9 @@ class MLPClassifier(_MLPBase):
     curves in ``history_`` and, with ``early_stopping=True``, stops on them (otherwise
     ``validation_fraction`` of the training data is held out for that)."""
 
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, validation_data: tuple | None = None) -> MLPClassifier:
+        """Fit on X (n, d) and labels y (n,); ``validation_data=(X_val, y_val)`` is measured each epoch.
+        Returns ``self`` (``classes_``, ``model_``, ``history_``)."""
         self._validate()
         X, y = check_Xy(X, y, "MLPClassifier.fit", y_numeric=False)
         if y.ndim != 1:
@@ -427,15 +434,17 @@ class MLPClassifier(_MLPBase):
         return self._fit(X, np.searchsorted(self.classes_, y), len(self.classes_), F.cross_entropy,
                          validation_data, stratify=True)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """Softmax class probabilities, shape (n, n_classes), columns in ``classes_`` order."""
         with no_grad():
             return F.softmax(tensor(self._forward(X)), axis=-1).data
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """The most probable labels (values from ``classes_``), shape (n,)."""
         out = self._forward(X)
         return self.classes_[out.argmax(1)]
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy."""
         return metrics.accuracy(y, self.predict(X))
 
@@ -444,7 +453,9 @@ class MLPRegressor(_MLPBase):
     """A multilayer perceptron trained on the mean squared error; ``score`` is R^2.
     Targets of very different scales train better standardized."""
 
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, validation_data: tuple | None = None) -> MLPRegressor:
+        """Fit on X (n, d) and y (n,) or (n, k) by mean squared error; ``validation_data=(X_val, y_val)``
+        is measured each epoch. Returns ``self``."""
         self._validate()
         X, y = check_Xy(X, y, "MLPRegressor.fit")
         self._y_1d = y.ndim == 1
@@ -454,11 +465,13 @@ class MLPRegressor(_MLPBase):
             validation_data = (Xv.astype(np.float32), yv.reshape(len(yv), -1).astype(np.float32))
         return self._fit(X, Y, Y.shape[1], F.mse_loss, validation_data, stratify=False)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predictions, (n,) or (n, k) like the y it was fitted on."""
         out = self._forward(X)
         return out[:, 0] if self._y_1d else out
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
+        """R^2 of the prediction."""
         return metrics.r2_score(y, self.predict(X))
 
 
@@ -524,7 +537,8 @@ class RidgeRegression(_Base):
         self.alpha, self.fit_intercept = alpha, fit_intercept
         self._validate()
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> RidgeRegression:
+        """Solve for ``coef_`` and ``intercept_`` on X (n, d) and y (n,) or (n, k); returns ``self``."""
         self._validate()
         X, y = check_Xy(X, y, "RidgeRegression.fit")
         X, y = X.astype(np.float64), y.astype(np.float64)
@@ -538,12 +552,14 @@ class RidgeRegression(_Base):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """X w^T + b: (n,) or (n, k)."""
         self._check_fitted("coef_")
         X = check_X(X, "RidgeRegression.predict", self.n_features_in_)
         return X @ self.coef_.T + self.intercept_
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
+        """R^2 of the prediction."""
         return metrics.r2_score(y, self.predict(X))
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from .errors import AnomalyError, ArgumentError
 from .nn.module import Module
 from .optim import Optimizer
 from .optim.lr_scheduler import LRScheduler
+
+if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
+    from matplotlib.figure import Figure
 
 # metric names from tinymeta.metrics, or functions fn(y_true, y_pred); a dict names them
 Metrics = Union[Sequence[Union[str, Callable]], dict]
@@ -55,7 +58,8 @@ class History(loop.History):
     def epochs(self):
         return max((len(v) for v in self.values()), default=0)
 
-    def plot(self, path=None, show=False, title=None):
+    def plot(self, path: str | os.PathLike | None = None, show: bool = False,
+             title: str | None = None) -> Figure:
         """Loss (and accuracy, when recorded) per epoch, train vs validation, in side-by-side
         panels. Saves a PNG to ``path`` if given; returns the matplotlib Figure."""
         return self._draw(self._panels(), path, show, title)
@@ -114,7 +118,8 @@ class EarlyStopping:
         raise ArgumentError(f"early_stopping: expected None, an int patience, a dict or an "
                             f"EarlyStopping, got {type(spec).__name__}")
 
-    def improved(self, value, best):
+    def improved(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` beats ``best`` by more than ``min_delta`` (any value beats ``None``)."""
         if best is None:
             return True
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta

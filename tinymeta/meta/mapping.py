@@ -108,19 +108,22 @@ class MappingLearner(MetaLearner):
         last.weight.data[...] = 0.0
         last.bias.data[...] = np.concatenate([p.data.reshape(-1) for _, p in named])
 
-    def parameters(self):
+    def parameters(self) -> list[Tensor]:
+        """theta: the parameters of h (``pair_net``) and rho (``head``), not the base model's."""
         return self.pair_net.parameters() + self.head.parameters()
 
-    def named_parameters(self):
+    def named_parameters(self) -> list[tuple[str, Tensor]]:
+        """``("pair.<name>", p)`` for h, then ``("head.<name>", p)`` for rho."""
         return ([(f"pair.{n}", p) for n, p in self.pair_net.named_parameters()]
                 + [(f"head.{n}", p) for n, p in self.head.named_parameters()])
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore h and rho from ``state_dict()``."""
         self.pair_net.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("pair.")})
         self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
 
     # -- the mapping
-    def flat_params(self, x, y):
+    def flat_params(self, x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> Tensor:
         """f_theta(S): (T, shots, ...) support sets -> (T, n_params) parameter vectors."""
         xs, ys, _ = self._batched_input(x, y)
         yv = ys if type(ys) is Tensor else Tensor(ys[..., None].astype(xs.dtype))
@@ -130,7 +133,7 @@ class MappingLearner(MetaLearner):
         pooled = ops.mean(self.pair_net(pairs), axis=1)  # mean over shots: order does not matter
         return self.head(pooled)
 
-    def unflatten(self, flat):
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
         """``(T, n_params)`` -> ``{name: (T, *shape)}`` for ``functional_call``."""
         params, start = {}, 0
         for (name, shape), size in zip(self.shapes, self.sizes):
@@ -138,7 +141,7 @@ class MappingLearner(MetaLearner):
             start += size
         return params
 
-    def flatten_targets(self, targets):
+    def flatten_targets(self, targets: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         """Targets as ``(T, n_params)``: an array already flat, or a dict name -> ``(T, *shape)``."""
         if isinstance(targets, dict):
             targets = np.concatenate([np.asarray(targets[n]).reshape(len(targets[n]), -1)
@@ -150,13 +153,15 @@ class MappingLearner(MetaLearner):
         return targets
 
     # -- training objectives
-    def supervised_loss(self, batch, targets):
+    def supervised_loss(self, batch: TaskBatch, targets: np.ndarray | dict[str, np.ndarray]) -> Tensor:
         """(1/T) sum_i ||f_theta(S_i) - phi_i*||^2 / n_params."""
         pred = self.flat_params(batch.x_support, batch.y_support)
         d = pred - Tensor(self.flatten_targets(targets), dtype=pred.dtype)
         return ops.mean(d * d)
 
-    def meta_loss(self, batch, targets=None):
+    def meta_loss(self, batch: TaskBatch, targets: np.ndarray | dict[str, np.ndarray] | None = None) -> Tensor:
+        """The training objective of ``mode``: the mean query loss of the generated parameters
+        (end to end), or ``supervised_loss`` onto ``targets`` (or ``target_fn(batch)``)."""
         if self.mode == "supervised":
             if targets is None:
                 if self.target_fn is None:
@@ -167,7 +172,8 @@ class MappingLearner(MetaLearner):
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
         return ops.mean(self.task_losses(params, xq, yq))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x: Tensor | np.ndarray, y: Tensor | np.ndarray,
+              steps: int | None = None) -> dict[str, Tensor]:
         """One forward pass: the generated parameters (``steps`` is ignored)."""
         single = np.ndim(x) == 2
         params = self.unflatten(self.flat_params(x, y))

@@ -58,13 +58,16 @@ class MetaSGD(MetaLearner):
         self.alphas = {n: Parameter(np.full(p.shape, inner_lr, dtype=p.dtype))
                        for n, p in model.named_parameters()}
 
-    def parameters(self):
+    def parameters(self) -> list[Tensor]:
+        """theta (the model's parameters) and then the learned rates alpha."""
         return self.model.parameters() + list(self.alphas.values())
 
-    def named_parameters(self):
+    def named_parameters(self) -> list[tuple[str, Tensor]]:
+        """The model's (name, parameter) pairs, then ``("alpha.<name>", rate)`` for each."""
         return list(self.model.named_parameters()) + [(f"alpha.{n}", a) for n, a in self.alphas.items()]
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore theta and alpha from ``state_dict()``."""
         self.model.load_state_dict({k: v for k, v in state.items() if not k.startswith("alpha.")})
         for n, a in self.alphas.items():
             a.data[...] = state[f"alpha.{n}"]
@@ -83,6 +86,8 @@ class MetaSGD(MetaLearner):
                               create_graph=True)
         return ops.mean(self.task_losses(phi, xq, yq))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x: Tensor | np.ndarray, y: Tensor | np.ndarray,
+              steps: int | None = None) -> dict[str, Tensor]:
+        """theta' after ``steps`` inner steps with the learned rates (default: ``inner_steps``)."""
         lrs = [a.detach() for a in self._lrs()]
         return self.adapt_with(x, y, self.inner_steps if steps is None else steps, lrs)

@@ -16,6 +16,7 @@ derivatives flow through it too).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from ..errors import ArgumentError
 from ..learners import ridge_solve
 from ..nn.module import Module, Parameter, functional_call
 from .base import MetaLearner
+
+if TYPE_CHECKING:  # for the annotations only
+    from .tasks import TaskBatch
 
 
 class _Head(Module):
@@ -87,25 +91,29 @@ class RidgeHead(MetaLearner):
             return np.eye(self.n_outputs, dtype=dtype)[y.astype(np.int64)]
         return y.astype(dtype)
 
-    def solve_head(self, params, x, y):
+    def solve_head(self, params: dict[str, Tensor], x: Tensor, y: Tensor | np.ndarray) -> Tensor:
         """The ridge solution W (T, d, outputs) for support sets x (T, n, ...)."""
         X = self._features(params, x)
         Y = Tensor(self._targets(y, X.dtype))
         return ridge_solve(X, Y, ops.exp(params["log_lambda"]))  # the dual (n x n) when n < d
 
-    def forward(self, params, x):
+    def forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """s [g_theta(x), 1] W + b, with the head W in ``params["W"]``."""
         W = params["W"]
         out = self._features(params, x) @ W
         return ops.exp(params["log_scale"]) * out + params["bias"]
 
-    def meta_loss(self, batch, inner_steps=None):
+    def meta_loss(self, batch: TaskBatch, inner_steps: int | None = None) -> Tensor:
+        """Mean query loss of each task's ridge head solved on its support set; ``backward()``
+        reaches theta, lambda, s and b through the solve (``inner_steps`` is ignored)."""
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
         params = dict(self.model.named_parameters())
         params["W"] = self.solve_head(params, xs, ys)
         return ops.mean(self.task_losses(params, xq, yq))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x: Tensor | np.ndarray, y: Tensor | np.ndarray,
+              steps: int | None = None) -> dict[str, Tensor]:
         """The closed-form head for the support set (``steps`` is ignored)."""
         xs, ys, single = self._batched_input(x, y)
         params = {n: p.detach() for n, p in self.model.named_parameters()}
@@ -114,5 +122,6 @@ class RidgeHead(MetaLearner):
             params["W"] = params["W"][0]
         return params
 
-    def predict(self, params, x):
+    def predict(self, params: dict[str, Tensor], x: Tensor | np.ndarray) -> Tensor:
+        """The outputs for inputs x with the parameters and head from ``adapt``."""
         return self.forward(params, self._as_tensor(x))

@@ -59,10 +59,11 @@ class Linear(Module):
         self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
 
-    def forward(self, x):
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """x (..., in_features) -> (..., out_features); NumPy input takes the weights' dtype."""
         return _linear(self, x, self.activation)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         act = f", activation={self.activation!r}" if self.activation else ""
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}{act}"
 
@@ -79,7 +80,8 @@ def _linear(layer, x, activation):
 class _Activation(Module):
     fn = None
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """The activation, elementwise."""
         return type(self).fn(x)
 
 
@@ -126,7 +128,8 @@ class LeakyReLU(Module):
             raise ArgumentError(f"LeakyReLU: negative_slope must be a number, got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """leaky_relu(x), elementwise."""
         return ops.leaky_relu(x, self.negative_slope)
 
 
@@ -153,7 +156,8 @@ class Sequential(Module):
                 raise ArgumentError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
             setattr(self, str(i), m)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """Each module in turn on the output of the one before."""
         for m in self._modules.values():
             x = m(x)
         return x
@@ -204,7 +208,8 @@ class MLP(Sequential):
         super().__init__(*layers)
         self.sizes = sizes
 
-    def forward(self, x):
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """The layers in turn (each Linear and the ReLU after it as one fused node)."""
         # An MLP fuses each Linear with the ReLU after it (one node, one pass over memory,
         # the same numbers): what ``activation="relu"`` asks for. Sequential never fuses.
         mods = list(self._modules.values())

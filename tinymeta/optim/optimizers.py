@@ -139,7 +139,7 @@ class Optimizer:
     def _update(self, p, g, state, group):
         raise NotImplementedError
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """{'state': {index: {name: array}}, 'param_groups': [hyperparameters]}: arrays and
         numbers only, so it can be saved to .npz."""
         index = {id(p): i for i, p in enumerate(self._params())}
@@ -149,7 +149,9 @@ class Optimizer:
                   for g in self.param_groups]
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, sd):
+    def load_state_dict(self, sd: dict) -> None:
+        """Restore the state and hyperparameters saved by ``state_dict()``; everything is
+        checked against this optimizer's parameters before anything changes."""
         params = self._params()
         if len(sd["param_groups"]) != len(self.param_groups):
             raise CheckpointError(f"load_state_dict: {len(sd['param_groups'])} parameter groups in "
