@@ -197,7 +197,8 @@ def gradgradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], inputs: Tensor
                      _out_names=out_names, _where="gradgradcheck (second derivatives)")
 
 
-def max_error(fn, inputs, eps=1e-6, order=1):
+def max_error(fn: Callable[..., Tensor | tuple[Tensor, ...]], inputs: Tensor | Sequence[Tensor],
+              eps: float = 1e-6, order: int = 1) -> float:
     """The largest ``|analytic - numeric|`` entry over the Jacobian (order=1), or over the
     Jacobian of the first derivative (order=2)."""
     inputs = _as_tuple(inputs)
