@@ -111,8 +111,23 @@ def test_viz_metrics_linalg_are_documented():
     assert not missing, f"{len(missing)} public names lack docs or hints:\n" + "\n".join(missing)
 
 
-@pytest.mark.xfail(strict=False, reason="public names in engine/ops/nn/optim/meta/learners/train/data "
-                                        "still lack docstrings or type hints; see the failure message")
+# What still lacks type hints lives in files being rewritten by others as this is written; each
+# name is listed so the marker comes off when they are done (the checker then passes).
+REMAINING = (
+    "tinymeta.as_rng (checks.py): rng; "
+    "tinymeta.clip, concatenate, leaky_relu, linear, log_softmax, logsumexp, max, min, mse, reshape, "
+    "softmax, sum, transpose (ops/core.py): axis/keepdims/shape/dims/min/max/bias/activation/negative_slope; "
+    "tinymeta.Program.__init__, jit, trace (tape.py); "
+    "tinymeta.meta.MetaLearner.__init__ (meta/base.py): model, loss; "
+    "tinymeta.meta.IMAML/ANIL/CAVIA.__init__: model, loss; ProtoNet.__init__: encoder; "
+    "LearnedOptimizer.__init__: model, loss, rng (meta/imaml.py, anil.py, cavia.py, protonet.py, "
+    "learned_optimizer.py); "
+    "tinymeta.meta.tasks.Sinusoid/LinearFunctions/FewShotClassification.__init__, split_classes (meta/tasks.py); "
+    "tinymeta.data.DataLoader.__init__, train_val_test_split, one_hot, load_digits, load_mnist, "
+    "mnist1d_templates (data.py)")
+
+
+@pytest.mark.xfail(strict=False, reason=f"type hints still missing: {REMAINING}")
 def test_public_names_documented():
     missing = undocumented()
     assert not missing, f"{len(missing)} public names lack docs or hints:\n" + "\n".join(missing)
@@ -120,11 +135,34 @@ def test_public_names_documented():
 
 @pytest.mark.skipif(importlib.util.find_spec("sphinx") is None,
                     reason="sphinx is not installed (pip install -e '.[docs]')")
-@pytest.mark.xfail(strict=False, reason="the docstrings of tinymeta.train (module and fit) are not "
-                                        "yet valid reStructuredText (7 docutils warnings)")
 def test_api_reference_builds_with_warnings_as_errors(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-E", "-W", "--keep-going", "-q", "-b", "html",
                            str(ROOT / "docs" / "api"), str(tmp_path / "html")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"the API reference does not build cleanly:\n{proc.stderr[-6000:]}"
     assert (tmp_path / "html" / "index.html").exists()
+
+
+# The class a user calls help() on carries its own math and names its paper (issue 15: help(meta.MAML)
+# showed the base class's one-liner while the update sat in the module docstring).
+PAPERS = {
+    "tinymeta.meta.MAML": ("Finn", "theta - alpha grad", "theta - beta grad"),
+    "tinymeta.meta.MetaSGD": ("Li, Zhou, Chen & Li", "theta - alpha * grad"),
+    "tinymeta.meta.Reptile": ("Nichol", "theta + epsilon"),
+    "tinymeta.meta.MappingLearner": ("Zaheer", "f_theta(S_i)"),
+    "tinymeta.meta.RidgeHead": ("Bertinetto", "(X^T X + lambda I)^{-1} X^T Y"),
+    "tinymeta.optim.SGD": ("Baydin", "p <- p - lr b"),
+    "tinymeta.optim.Adam": ("Kingma & Ba", "m <- b1 m + (1 - b1) g"),
+    "tinymeta.optim.AdamW": ("Loshchilov & Hutter", "p <- p (1 - lr wd)"),
+    "tinymeta.optim.RMSprop": ("Tieleman & Hinton", "s <- alpha s + (1 - alpha) g^2"),
+    "tinymeta.optim.Adagrad": ("Duchi", "s <- s + g^2"),
+}
+
+
+@pytest.mark.parametrize("qualname", sorted(PAPERS))
+def test_class_docstrings_carry_the_math_and_the_paper(qualname):
+    modname, name = qualname.rsplit(".", 1)
+    cls = getattr(importlib.import_module(modname), name)
+    own = cls.__dict__.get("__doc__") or ""  # its own, not inherited: what help(cls) opens with
+    for needle in PAPERS[qualname]:
+        assert needle in own, f"{qualname}'s docstring should contain {needle!r}"

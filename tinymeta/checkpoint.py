@@ -10,7 +10,7 @@ instead of all k segments' graphs.
 Second order and beyond. When the backward pass through the node must itself be
 differentiable (``create_graph=True``: MAML's meta-gradient, a Hessian-vector product),
 the VJP is returned as the output of *another* checkpoint, of the function
-(g, *tensors) -> J(tensors)^T g. Its own backward recomputes that function in turn, so
+``(g, *tensors) -> J(tensors)^T g``. Its own backward recomputes that function in turn, so
 checkpointing holds at every order and no derivative rule is written here: the VJPs
 come from the op table through ``tm.grad``.
 """

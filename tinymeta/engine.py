@@ -14,7 +14,12 @@ Reverse mode in three ideas:
 The op table (every forward beside its derivative) lives in ``tinymeta/ops/``; it is built
 on this module, which knows no op by name.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .errors import AnomalyError, DTypeError, GraphError, InplaceError, ShapeError, translate
 
@@ -59,7 +64,8 @@ class enable_grad(no_grad):
     _enable = True
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
+    """Whether ops record a graph right now (``False`` inside ``tm.no_grad()``)."""
     return _mode.grad_enabled
 
 
@@ -75,7 +81,15 @@ class detect_anomaly:
         _mode.anomaly = self._prev
 
 
-def set_default_dtype(dtype):
+def set_default_dtype(dtype: DTypeLike) -> None:
+    """Set the dtype Python floats and new float tensors get (``'float32'`` unless set).
+
+    Args:
+        dtype: a floating dtype, e.g. ``'float64'`` for gradient checks.
+
+    Raises:
+        DTypeError: when ``dtype`` is not a floating dtype; the default is then unchanged.
+    """
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
@@ -86,7 +100,8 @@ def set_default_dtype(dtype):
     _mode.default_dtype = dt
 
 
-def get_default_dtype():
+def get_default_dtype() -> np.dtype:
+    """The dtype Python floats and new float tensors get (``float32`` unless set)."""
     return _mode.default_dtype
 
 
@@ -126,12 +141,29 @@ class Tensor:
     """An n-dimensional array that can remember how it was computed.
 
     ``data`` is the ``np.ndarray``; ``grad`` is filled by ``backward()`` on leaves that
-    require gradients (and accumulates across calls until ``zero_grad``)."""
+    require gradients (and accumulates across calls until ``zero_grad``). An op on tensors
+    returns a tensor whose ``grad_fn`` (a ``Node``) remembers the op and its inputs, so the
+    chain rule can run backwards through them: for ``y = f(x)`` and a scalar ``L``,
+    ``dL/dx = (dL/dy) (dy/dx)``, one vector-Jacobian product per op.
+
+    Args:
+        data: a number, nested list, NumPy array or Tensor (its data is taken, not its graph).
+        requires_grad: make this a leaf whose gradient ``backward()`` fills in (float dtypes only).
+        dtype: the NumPy dtype; ``None`` keeps an array's dtype and gives Python floats the
+            default dtype.
+        name: a label shown by ``tm.viz`` and in error messages.
+
+    Example:
+        >>> a = tm.Tensor(2.0, requires_grad=True)
+        >>> (a * a + a).backward(); a.grad.item()
+        5.0
+    """
 
     __slots__ = ("data", "requires_grad", "grad", "_node", "_vc", "name", "__weakref__")
     __array_priority__ = 1000  # make ndarray <op> Tensor call our reflected operators
 
-    def __init__(self, data, requires_grad=False, dtype=None, name=None):
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: DTypeLike | None = None,
+                 name: str | None = None):
         if type(data) is Tensor:
             data = data.data
         arr = _to_array(data, dtype)
@@ -163,10 +195,15 @@ class Tensor:
             raise DTypeError("iteration over a 0-d tensor: it has no first axis; use .item()")
         return (self[i] for i in range(len(self.data)))
 
-    def numel(self):
+    def numel(self) -> int:
+        """The number of elements."""
         return self.data.size
 
-    def requires_grad_(self, flag=True):
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Make this leaf collect gradients (or stop), in place; returns ``self``.
+
+        Raises ``GraphError`` for ``flag=False`` on a non-leaf (use ``detach()``) and
+        ``DTypeError`` for a non-float tensor."""
         if flag:
             _check_float(self.data, "requires_grad")
         if self._node is not None and not flag:
@@ -174,23 +211,26 @@ class Tensor:
         self.requires_grad = bool(flag)
         return self
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """A tensor sharing this one's data but cut from the graph."""
         t = Tensor.__new__(Tensor)
         t.data, t.grad, t._node, t._vc, t.name, t.requires_grad = self.data, None, None, self._vc, None, False
         return t
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (shared, not copied)."""
         return self.data
 
-    def item(self):
+    def item(self) -> int | float | bool:
+        """The value of a one-element tensor as a Python number."""
         if _mode.tape is not None:
             _mode.tape.refuse_python_value(self, "item()")
         if self.data.size != 1:
             raise GraphError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.data.item()
 
-    def tolist(self):
+    def tolist(self) -> list | int | float | bool:
+        """The data as (nested) Python lists."""
         return self.data.tolist()
 
     def __repr__(self):
@@ -219,8 +259,17 @@ class Tensor:
     __hash__ = object.__hash__  # comparisons are elementwise, identity hashing stays
 
     # -- the public entry points to the backward pass
-    def backward(self, gradient=None, retain_graph=None, create_graph=False):
-        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf requiring grad."""
+    def backward(self, gradient: Tensor | ArrayLike | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf requiring grad.
+
+        Args:
+            gradient: dL/d(self), needed when ``self`` is not a scalar (the vector of the
+                vector-Jacobian product); ``None`` means 1 for a scalar.
+            retain_graph: keep the graph for another backward (defaults to ``create_graph``).
+            create_graph: record the backward pass itself, so the gradients can be
+                differentiated again (second order and beyond).
+        """
         backward([self], None if gradient is None else [gradient], retain_graph, create_graph)
 
     # -- in-place updates: allowed only where no gradient can be corrupted
@@ -254,26 +303,32 @@ class Tensor:
         vc[0] += 1
         vc[1] = _mode.last_inplace = _mode.seq
 
-    def zero_(self):
+    def zero_(self) -> Tensor:
+        """Set every entry to 0 in place (refused on tensors that require grad while grad is on)."""
         return self._write("zero_", _assign, 0)
 
-    def fill_(self, value):
+    def fill_(self, value: float) -> Tensor:
+        """Set every entry to ``value`` in place."""
         return self._write("fill_", _assign, value)
 
-    def copy_(self, other):
+    def copy_(self, other: Tensor | ArrayLike) -> Tensor:
+        """Copy ``other`` (broadcast to this shape) into this tensor in place."""
         return self._write("copy_", _assign, other)
 
-    def add_(self, other, alpha=1.0):
+    def add_(self, other: Tensor | ArrayLike, alpha: float = 1.0) -> Tensor:
+        """``self += alpha * other`` in place; returns ``self``."""
         if alpha == 1.0:
             return self._write("add_", np.ndarray.__iadd__, other)
         return self._write("add_", lambda d, v: d.__iadd__(alpha * np.asarray(v)), other)
 
-    def sub_(self, other, alpha=1.0):
+    def sub_(self, other: Tensor | ArrayLike, alpha: float = 1.0) -> Tensor:
+        """``self -= alpha * other`` in place; returns ``self``."""
         if alpha == 1.0:
             return self._write("sub_", np.ndarray.__isub__, other)
         return self._write("sub_", lambda d, v: d.__isub__(alpha * np.asarray(v)), other)
 
-    def mul_(self, other):
+    def mul_(self, other: Tensor | ArrayLike) -> Tensor:
+        """``self *= other`` in place; returns ``self``."""
         return self._write("mul_", np.ndarray.__imul__, other)
 
     def __iadd__(self, other):
@@ -568,8 +623,21 @@ def _tensor_list(xs, where, what):
     return list(xs)
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
-    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on."""
+def backward(tensors: Tensor | Sequence[Tensor], grad_tensors: Tensor | ArrayLike | Sequence | None = None,
+             retain_graph: bool | None = None, create_graph: bool = False) -> None:
+    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on.
+
+    Args:
+        tensors: one output or several; their gradients add up in the leaves.
+        grad_tensors: dL/d(output) for each output (``None``: 1 for scalar outputs).
+        retain_graph: keep the graph for another backward (defaults to ``create_graph``).
+        create_graph: record the backward pass, so ``.grad`` can be differentiated again.
+
+    Example:
+        >>> x = tm.tensor(3.0, requires_grad=True)
+        >>> tm.backward(x ** 2); x.grad.item()
+        6.0
+    """
     tensors = _tensor_list(tensors, "backward", "the outputs")
     if grad_tensors is not None and (type(grad_tensors) is Tensor or
                                      not isinstance(grad_tensors, (list, tuple))):
@@ -584,10 +652,31 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     _run_backward(tensors, seeds, None, retain, create_graph)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Tensor | ArrayLike | Sequence | None = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple[Tensor | None, ...]:
     """Gradients of ``outputs`` w.r.t. ``inputs``, returned (not accumulated), as in
-    ``torch.autograd.grad``. With ``create_graph=True`` the results can be differentiated again."""
+    ``torch.autograd.grad``. With ``create_graph=True`` the results can be differentiated again.
+
+    Args:
+        outputs: the tensor(s) to differentiate; scalars unless ``grad_outputs`` is given.
+        inputs: the tensor(s) to differentiate with respect to (they must require grad).
+        grad_outputs: the vector of the vector-Jacobian product for each output (``None``: 1).
+        retain_graph: keep the graph for another pass (defaults to ``create_graph``).
+        create_graph: record the backward pass, so the results carry a graph of their own
+            (what MAML's second-order meta-gradient needs).
+        allow_unused: give ``None`` for an input the outputs do not depend on instead of
+            raising ``GraphError``.
+
+    Returns:
+        One gradient per input, in order, each with its input's shape.
+
+    Example:
+        >>> x = tm.tensor(2.0, requires_grad=True)
+        >>> (g,) = tm.grad(x ** 3, x, create_graph=True)   # 3 x^2 = 12
+        >>> tm.grad(g, x)[0].item()                         # 6 x = 12
+        12.0
+    """
     inputs = _tensor_list(inputs, "grad", "inputs")
     outputs = _tensor_list(outputs, "grad", "outputs")
     if grad_outputs is not None and type(grad_outputs) is not list and type(grad_outputs) is not tuple:

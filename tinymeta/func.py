@@ -41,8 +41,24 @@ def _zeros_if_none(gs, xs):
     return [(_wrap(np.zeros_like(x.data)) if g is None else g) for g, x in zip(gs, xs)]
 
 
-def value_and_grad(f, argnums=0):
-    """``value_and_grad(f)(*args) -> (f(*args), df/dargs[argnums])``; f returns a scalar."""
+def value_and_grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0
+                   ) -> Callable[..., tuple[Tensor, Tensor | tuple[Tensor, ...]]]:
+    """``value_and_grad(f)(*args) -> (f(*args), df/dargs[argnums])``; f returns a scalar.
+
+    Args:
+        f: a function of tensors (or arrays) returning a scalar tensor.
+        argnums: which positional argument(s) to differentiate; a tuple gives a tuple of
+            gradients.
+
+    Returns:
+        A function taking ``f``'s arguments and returning the value and the gradient(s).
+        Called on tensors that already carry a graph, the results carry one too (nesting).
+
+    Example:
+        >>> loss, g = value_and_grad(lambda w: (w * w).sum())(tm.tensor([1.0, 2.0]))
+        >>> g
+        tensor([2., 4.], dtype=float32)
+    """
     def run(*args):
         with enable_grad():
             args, nums, nested = _prep(args, argnums)
@@ -59,14 +75,38 @@ def value_and_grad(f, argnums=0):
     return run
 
 
-def grad(f, argnums=0):
-    """``grad(f)(*args)``: the gradient of scalar-valued ``f`` w.r.t. ``args[argnums]``."""
+def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0
+         ) -> Callable[..., Tensor | tuple[Tensor, ...]]:
+    """``grad(f)(*args)``: the gradient of scalar-valued ``f`` w.r.t. ``args[argnums]``.
+
+    Args:
+        f: a function returning a scalar tensor.
+        argnums: which positional argument(s) to differentiate.
+
+    Returns:
+        A function with ``f``'s arguments returning the gradient(s); ``grad(grad(f))`` gives
+        the second derivative of a scalar function of a scalar.
+
+    Example:
+        >>> d2 = grad(grad(lambda x: x ** 3))
+        >>> d2(tm.tensor(2.0)).item()   # 6 x
+        12.0
+    """
     vg = value_and_grad(f, argnums)
     return lambda *args: vg(*args)[1]
 
 
-def vjp(f, *primals):
-    """``out, vjp_fn = vjp(f, *primals)``; ``vjp_fn(v)`` returns v^T J for every primal."""
+def vjp(f: Callable[..., Tensor], *primals: Tensor) -> tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]:
+    """``out, vjp_fn = vjp(f, *primals)``; ``vjp_fn(v)`` returns v^T J for every primal.
+
+    Args:
+        f: a function of the primals returning one tensor.
+        primals: the point at which ``f`` is differentiated.
+
+    Returns:
+        ``f(*primals)`` and a function mapping ``v`` (shaped like the output) to the tuple
+        of ``v^T df/dprimal_i``, one per primal; it can be called several times.
+    """
     with enable_grad():
         args, nums, nested = _prep(primals, tuple(range(len(primals))))
         out = _check_out(f(*args), "vjp")
@@ -81,9 +121,25 @@ def vjp(f, *primals):
     return (out if nested else out.detach()), vjp_fn
 
 
-def jacobian(f, argnums=0):
+def jacobian(f: Callable[..., Tensor | tuple[Tensor, ...]], argnums: int | Sequence[int] = 0
+             ) -> Callable[..., Tensor | tuple]:
     """``jacobian(f)(*args)``: shape out.shape + arg.shape; a tuple for several argnums, and
-    for a tuple of outputs a tuple of those (so ``hessian(f, (0, 1))`` gives ((H00, H01), (H10, H11)))."""
+    for a tuple of outputs a tuple of those (so ``hessian(f, (0, 1))`` gives ((H00, H01), (H10, H11))).
+
+    One backward pass per output element builds the rows ``J[j] = d out_j / d arg``.
+
+    Args:
+        f: a function returning a tensor or a tuple of tensors.
+        argnums: which positional argument(s) to differentiate.
+
+    Returns:
+        A function with ``f``'s arguments returning the Jacobian(s).
+
+    Example:
+        >>> jacobian(lambda x: x * x)(tm.tensor([1.0, 2.0]))   # diag(2 x)
+        tensor([[2., 0.],
+                [0., 4.]], dtype=float32)
+    """
     def run(*args):
         with enable_grad():
             args, nums, nested = _prep(args, argnums)
@@ -113,8 +169,24 @@ def _jacobian_blocks(y, xs, nested):
             for r, x in zip(rows, xs)]
 
 
-def hessian(f, argnums=0):
-    """``hessian(f)(*args)``: the Jacobian of the gradient, shape arg.shape + arg.shape."""
+def hessian(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Tensor | tuple]:
+    """``hessian(f)(*args)``: the Jacobian of the gradient, shape arg.shape + arg.shape.
+
+    ``H[i, j] = d^2 f / (d x_i d x_j)``, built as ``jacobian(grad(f))``: each row is a
+    backward pass through a recorded backward pass.
+
+    Args:
+        f: a function returning a scalar tensor.
+        argnums: which positional argument(s) to differentiate; a tuple gives the blocks.
+
+    Returns:
+        A function with ``f``'s arguments returning the Hessian.
+
+    Example:
+        >>> hessian(lambda x: (x ** 3).sum())(tm.tensor([1.0, 2.0]))   # diag(6 x)
+        tensor([[ 6.,  0.],
+                [ 0., 12.]], dtype=float32)
+    """
     return jacobian(grad(f, argnums), argnums)
 
 

@@ -18,7 +18,8 @@ class Context:
         self.saved_tensors = ()
         self.needs_input_grad = ()
 
-    def save_for_backward(self, *tensors):
+    def save_for_backward(self, *tensors: Tensor) -> None:
+        """Keep tensors for ``backward``, which reads them as ``ctx.saved_tensors``."""
         self.saved_tensors = tensors
 
 

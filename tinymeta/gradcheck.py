@@ -4,6 +4,8 @@
 built by perturbing each input element by +-eps. ``gradgradcheck`` does the same for the
 function that maps (inputs, output-gradients) to input-gradients: it checks second order.
 """
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from .engine import Tensor, _wrap, grad
@@ -86,10 +88,37 @@ def _compare(analytic, numeric, diff, names, atol, rtol, where, out_names=None):
                     "of this Jacobian block disagree")
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, _names=None,
-              _out_names=None, _where="gradcheck"):
+def gradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], inputs: Tensor | Sequence[Tensor],
+              eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True,
+              _names: list[str] | None = None, _out_names: list[str] | None = None,
+              _where: str = "gradcheck") -> bool:
     """True if ``fn``'s backward agrees with finite differences at ``inputs``; otherwise
-    raises ``GradcheckError`` naming the input, the element, the analytic and numeric values."""
+    raises ``GradcheckError`` naming the input, the element, the analytic and numeric values.
+
+    Every entry of the Jacobian built by backward passes is compared with the central
+    difference ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)`` and must satisfy
+    ``|analytic - numeric| <= atol + rtol |numeric|``. Use float64 inputs: float32 rounding
+    is larger than these tolerances.
+
+    Args:
+        fn: a function of the inputs returning a tensor (or a tuple of tensors).
+        inputs: a tensor or a tuple of them; those with ``requires_grad=True`` are checked.
+        eps: the finite-difference step.
+        atol: the absolute tolerance.
+        rtol: the relative tolerance.
+        raise_exception: raise ``GradcheckError`` on a mismatch (``False``: return ``False``).
+        _names: internal (input names in messages).
+        _out_names: internal (output names in messages).
+        _where: internal (the caller named in messages).
+
+    Returns:
+        ``True`` when every entry agrees.
+
+    Example:
+        >>> x = tm.randn(3, dtype="float64", requires_grad=True)
+        >>> tm.gradcheck(lambda x: tm.tanh(x) * x, x)
+        True
+    """
     inputs = _as_tuple(inputs)
     diff = _diff_inputs(inputs, _where)
     names = _names or [f"input {i} (shape {np.shape(x.data) if type(x) is Tensor else ()})"
@@ -135,15 +164,41 @@ def _second_order_problem(fn, inputs, grad_outputs=None, seed=0):
     return first_derivative, tuple(inputs) + tuple(grad_outputs), names, out_names
 
 
-def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
-                  raise_exception=True, seed=0):
-    """Check second derivatives: gradcheck of (inputs, v) -> grad(fn(inputs), inputs, v)."""
+def gradgradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], inputs: Tensor | Sequence[Tensor],
+                  grad_outputs: Tensor | Sequence[Tensor] | None = None, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True,
+                  seed: int = 0) -> bool:
+    """Check second derivatives: gradcheck of (inputs, v) -> grad(fn(inputs), inputs, v).
+
+    The backward pass is run with ``create_graph=True`` and the function mapping the inputs
+    and the output gradient ``v`` to the input gradients ``v^T J`` is itself gradient-checked,
+    which checks every second derivative the backward rules produce.
+
+    Args:
+        fn: a function of the inputs returning a tensor (or a tuple of tensors).
+        inputs: a tensor or a tuple of them; those with ``requires_grad=True`` are checked.
+        grad_outputs: the output gradients ``v`` (``None``: random ones drawn with ``seed``).
+        eps: the finite-difference step.
+        atol: the absolute tolerance.
+        rtol: the relative tolerance.
+        raise_exception: raise ``GradcheckError`` on a mismatch (``False``: return ``False``).
+        seed: the seed of the random ``v``.
+
+    Returns:
+        ``True`` when every entry agrees.
+
+    Example:
+        >>> x = tm.randn(3, dtype="float64", requires_grad=True)
+        >>> tm.gradgradcheck(lambda x: (tm.sin(x) * x).sum(), x)
+        True
+    """
     first, args, names, out_names = _second_order_problem(fn, inputs, grad_outputs, seed)
     return gradcheck(first, args, eps, atol, rtol, raise_exception, _names=names,
                      _out_names=out_names, _where="gradgradcheck (second derivatives)")
 
 
-def max_error(fn, inputs, eps=1e-6, order=1):
+def max_error(fn: Callable[..., Tensor | tuple[Tensor, ...]], inputs: Tensor | Sequence[Tensor],
+              eps: float = 1e-6, order: int = 1) -> float:
     """The largest ``|analytic - numeric|`` entry over the Jacobian (order=1), or over the
     Jacobian of the first derivative (order=2)."""
     inputs = _as_tuple(inputs)

@@ -7,7 +7,10 @@ standardized features (like glmnet: gradient descent then converges at the same 
 whatever the feature scales; coefficients are reported on the original scale, and a
 penalty applies to the standardized coefficients). The MLPs train in float32.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import metrics, optim
 from .creation import tensor
@@ -148,19 +151,40 @@ def _zero_linear(d, k, bias):
 
 class LinearRegression(_Base):
     """Least squares by gradient descent on the mean squared error (+ ``alpha`` ||w||^2 on the
-    standardized coefficients). ``coef_`` (d,) or (k, d) for 2-D y, ``intercept_``."""
+    standardized coefficients). ``coef_`` (d,) or (k, d) for 2-D y, ``intercept_``.
+
+    Minimises (1/N) sum_i ||w^T x_i + b - y_i||^2 + alpha ||w||^2 over standardized x
+    with tinymeta's own training loop; ``RidgeRegression`` solves the same kind of problem
+    in closed form.
+
+    Args:
+        lr: the learning rate.
+        epochs: passes over the data.
+        batch_size: minibatch size (``None``: the whole data set per step).
+        optimizer: ``"sgd"``, ``"adam"``, ... (a name from ``tinymeta.learners.OPTIMIZERS``).
+        fit_intercept: learn b (the data are centered).
+        alpha: the L2 penalty on the standardized coefficients.
+        random_state: the seed of the minibatch order.
+        verbose: show training progress.
+
+    Example:
+        >>> reg = LinearRegression().fit(X, y)
+        >>> reg.coef_, reg.intercept_, reg.score(X, y)
+    """
 
     _params = ("lr", "epochs", "batch_size", "optimizer", "fit_intercept", "alpha", "random_state",
                "verbose")
 
-    def __init__(self, lr=0.1, epochs=500, batch_size=None, optimizer="sgd", fit_intercept=True,
-                 alpha=0.0, random_state=0, verbose=False):
+    def __init__(self, lr: float = 0.1, epochs: int = 500, batch_size: int | None = None,
+                 optimizer: str = "sgd", fit_intercept: bool = True, alpha: float = 0.0,
+                 random_state: int | np.random.Generator | None = 0, verbose: bool = False):
         self.lr, self.epochs, self.batch_size, self.optimizer = lr, epochs, batch_size, optimizer
         self.fit_intercept, self.alpha = fit_intercept, alpha
         self.random_state, self.verbose = random_state, verbose
         self._validate()
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> LinearRegression:
+        """Fit on X (n, d) and y (n,) or (n, k); returns ``self`` (``coef_``, ``intercept_``, ``history_``)."""
         self._validate()
         X, y = check_Xy(X, y, "LinearRegression.fit")
         Y = y.reshape(len(y), -1).astype(np.float64)
@@ -179,24 +203,34 @@ class LinearRegression(_Base):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """X w^T + b: (n,) or (n, k)."""
         self._check_fitted("coef_")
         X = check_X(X, "LinearRegression.predict", self.n_features_in_)
         return X @ np.asarray(self.coef_).T + self.intercept_
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """R^2 of the prediction."""
         return metrics.r2_score(y, self.predict(X))
 
 
-def logistic_gradient(theta, X, y):
+def logistic_gradient(theta: ArrayLike, X: ArrayLike, y: ArrayLike) -> np.ndarray:
     """The seed derivation in NumPy: the gradient of the mean binary cross-entropy
     L(theta) = -(1/N) sum [y log s + (1-y) log(1-s)], s = sigmoid(theta^T x), is::
 
         dL/dtheta = -(1/N) sum_i (y_i - sigmoid(theta^T x_i)) x_i.
 
     (d/dz of the per-sample loss is s - y, and z = theta^T x.) Put a column of ones in X
-    for an intercept. ``LogisticRegression.loss_and_grad`` checks autograd against it."""
+    for an intercept. ``LogisticRegression.loss_and_grad`` checks autograd against it.
+
+    Args:
+        theta: the weights (d,).
+        X: the inputs (N, d).
+        y: 0/1 labels (N,).
+
+    Returns:
+        dL/dtheta, shape (d,), in float64.
+    """
     theta, X, y = np.asarray(theta, np.float64), np.asarray(X, np.float64), np.asarray(y, np.float64)
     s = 1.0 / (1.0 + np.exp(-(X @ theta)))
     return -(X.T @ (y - s)) / len(y)
@@ -206,13 +240,34 @@ class LogisticRegression(_Base):
     """Binary logistic regression: sigmoid + cross-entropy (the stable form on logits),
     minimising mean BCE + ||w||^2 / (2 C N) on standardized features, i.e. scikit-learn's
     objective ||w||^2/2 + C sum(BCE) divided by C N (``C=None`` or ``penalty=None``: none).
-    Labels may be any two values; ``classes_`` holds them sorted."""
+    Labels may be any two values; ``classes_`` holds them sorted.
+
+    p(y = 1 | x) = sigmoid(w^T x + b); the gradient of the mean BCE is
+    -(1/N) sum_i (y_i - p_i) x_i (see ``logistic_gradient``).
+
+    Args:
+        lr: the learning rate.
+        epochs: passes over the data.
+        batch_size: minibatch size (``None``: the whole data set per step).
+        optimizer: ``"sgd"``, ``"adam"``, ... (a name from ``tinymeta.learners.OPTIMIZERS``).
+        C: the inverse regularisation strength (``None``: no penalty).
+        penalty: ``"l2"`` or ``None``.
+        fit_intercept: learn b.
+        random_state: the seed of the minibatch order.
+        verbose: show training progress.
+
+    Example:
+        >>> clf = LogisticRegression(C=1.0).fit(X, y)
+        >>> clf.predict_proba(X[:3]), clf.score(X, y)
+    """
 
     _params = ("lr", "epochs", "batch_size", "optimizer", "C", "penalty", "fit_intercept",
                "random_state", "verbose")
 
-    def __init__(self, lr=0.5, epochs=1000, batch_size=None, optimizer="sgd", C=1.0, penalty="l2",
-                 fit_intercept=True, random_state=0, verbose=False):
+    def __init__(self, lr: float = 0.5, epochs: int = 1000, batch_size: int | None = None,
+                 optimizer: str = "sgd", C: float | None = 1.0, penalty: str | None = "l2",
+                 fit_intercept: bool = True, random_state: int | np.random.Generator | None = 0,
+                 verbose: bool = False):
         self.lr, self.epochs, self.batch_size, self.optimizer = lr, epochs, batch_size, optimizer
         self.C, self.penalty, self.fit_intercept = C, penalty, fit_intercept
         self.random_state, self.verbose = random_state, verbose
@@ -231,7 +286,8 @@ class LogisticRegression(_Base):
             return bce + strength * tsum(model.weight * model.weight) if strength else bce
         return loss
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> LogisticRegression:
+        """Fit on X (n, d) and labels y (n,) of exactly two classes; returns ``self``."""
         self._validate()
         X, y = check_Xy(X, y, "LogisticRegression.fit", y_numeric=False)
         if y.ndim != 1:
@@ -252,7 +308,7 @@ class LogisticRegression(_Base):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def loss_and_grad(self, X, y):
+    def loss_and_grad(self, X: ArrayLike, y: ArrayLike) -> tuple[float, np.ndarray, np.ndarray]:
         """(loss, gradient w.r.t. [w, b] by autograd, the same gradient by the seed
         formula ``logistic_gradient``) at the fitted standardized parameters, unpenalised;
         the two gradients agree to rounding."""
@@ -266,21 +322,23 @@ class LogisticRegression(_Base):
         loss.backward()
         return loss.item(), th.grad.data, logistic_gradient(theta, Za, t)
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
+        """The logits w^T x + b, shape (n,); positive means ``classes_[1]``."""
         self._check_fitted("coef_")
         return check_X(X, "LogisticRegression.predict", self.n_features_in_) @ self.coef_ + self.intercept_
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """(n, 2): probabilities of classes_[0] and classes_[1]."""
         with no_grad():
             p1 = sigmoid(tensor(self.decision_function(X), dtype=np.float64)).data
         return np.stack([1.0 - p1, p1], axis=1)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """The predicted labels (values from ``classes_``), shape (n,)."""
         positive = self.decision_function(X) > 0
         return self.classes_[positive.astype(int)]
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy."""
         return metrics.accuracy(y, self.predict(X))
 
@@ -292,9 +350,11 @@ class _MLPBase(_Base):
                "weight_decay", "early_stopping", "validation_fraction", "patience", "random_state",
                "verbose")
 
-    def __init__(self, hidden_layer_sizes=(64,), activation="relu", lr=1e-3, epochs=200, batch_size=32,
-                 optimizer="adam", weight_decay=0.0, early_stopping=False, validation_fraction=0.1,
-                 patience=10, random_state=0, verbose=False):
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (64,), activation: str = "relu",
+                 lr: float = 1e-3, epochs: int = 200, batch_size: int | None = 32, optimizer: str = "adam",
+                 weight_decay: float = 0.0, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 patience: int = 10, random_state: int | np.random.Generator | None = 0,
+                 verbose: bool = False):
         self.hidden_layer_sizes, self.activation = hidden_layer_sizes, activation
         self.lr, self.epochs, self.batch_size, self.optimizer = lr, epochs, batch_size, optimizer
         self.weight_decay, self.early_stopping = weight_decay, early_stopping
@@ -353,7 +413,9 @@ class MLPClassifier(_MLPBase):
     curves in ``history_`` and, with ``early_stopping=True``, stops on them (otherwise
     ``validation_fraction`` of the training data is held out for that)."""
 
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, validation_data: tuple | None = None) -> MLPClassifier:
+        """Fit on X (n, d) and labels y (n,); ``validation_data=(X_val, y_val)`` is measured each epoch.
+        Returns ``self`` (``classes_``, ``model_``, ``history_``)."""
         self._validate()
         X, y = check_Xy(X, y, "MLPClassifier.fit", y_numeric=False)
         if y.ndim != 1:
@@ -372,15 +434,17 @@ class MLPClassifier(_MLPBase):
         return self._fit(X, np.searchsorted(self.classes_, y), len(self.classes_), F.cross_entropy,
                          validation_data, stratify=True)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """Softmax class probabilities, shape (n, n_classes), columns in ``classes_`` order."""
         with no_grad():
             return F.softmax(tensor(self._forward(X)), axis=-1).data
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """The most probable labels (values from ``classes_``), shape (n,)."""
         out = self._forward(X)
         return self.classes_[out.argmax(1)]
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy."""
         return metrics.accuracy(y, self.predict(X))
 
@@ -389,7 +453,9 @@ class MLPRegressor(_MLPBase):
     """A multilayer perceptron trained on the mean squared error; ``score`` is R^2.
     Targets of very different scales train better standardized."""
 
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, validation_data: tuple | None = None) -> MLPRegressor:
+        """Fit on X (n, d) and y (n,) or (n, k) by mean squared error; ``validation_data=(X_val, y_val)``
+        is measured each epoch. Returns ``self``."""
         self._validate()
         X, y = check_Xy(X, y, "MLPRegressor.fit")
         self._y_1d = y.ndim == 1
@@ -399,17 +465,19 @@ class MLPRegressor(_MLPBase):
             validation_data = (Xv.astype(np.float32), yv.reshape(len(yv), -1).astype(np.float32))
         return self._fit(X, Y, Y.shape[1], F.mse_loss, validation_data, stratify=False)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predictions, (n,) or (n, k) like the y it was fitted on."""
         out = self._forward(X)
         return out[:, 0] if self._y_1d else out
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
+        """R^2 of the prediction."""
         return metrics.r2_score(y, self.predict(X))
 
 
 # ----------------------------------------------------------------------------- ridge
 
-def ridge_solve(X, y, alpha):
+def ridge_solve(X: Tensor | ArrayLike, y: Tensor | ArrayLike, alpha: float | Tensor) -> Tensor:
     """Differentiable ridge weights w = argmin ||X w - y||^2 + alpha ||w||^2, batched over
     leading axes. The one ridge solver: RidgeRegression and meta.RidgeHead (R2-D2) use it.
 
@@ -449,15 +517,28 @@ def ridge_solve(X, y, alpha):
 
 class RidgeRegression(_Base):
     """Closed-form ridge regression, ||y - X w - b||^2 + alpha ||w||^2 (scikit-learn's
-    objective): the intercept is not penalised (the data are centered first)."""
+    objective): the intercept is not penalised (the data are centered first).
+
+    w = (Xc^T Xc + alpha I)^-1 Xc^T yc on the centered data (by ``ridge_solve``), and
+    b = mean(y) - mean(X) w.
+
+    Args:
+        alpha: the L2 penalty (0: ordinary least squares, through the pseudo-inverse).
+        fit_intercept: learn b (center the data first).
+
+    Example:
+        >>> reg = RidgeRegression(alpha=1.0).fit(X, y)
+        >>> reg.predict(X[:3])
+    """
 
     _params = ("alpha", "fit_intercept")
 
-    def __init__(self, alpha=1.0, fit_intercept=True):
+    def __init__(self, alpha: float = 1.0, fit_intercept: bool = True):
         self.alpha, self.fit_intercept = alpha, fit_intercept
         self._validate()
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> RidgeRegression:
+        """Solve for ``coef_`` and ``intercept_`` on X (n, d) and y (n,) or (n, k); returns ``self``."""
         self._validate()
         X, y = check_Xy(X, y, "RidgeRegression.fit")
         X, y = X.astype(np.float64), y.astype(np.float64)
@@ -471,12 +552,14 @@ class RidgeRegression(_Base):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """X w^T + b: (n,) or (n, k)."""
         self._check_fitted("coef_")
         X = check_X(X, "RidgeRegression.predict", self.n_features_in_)
         return X @ self.coef_.T + self.intercept_
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
+        """R^2 of the prediction."""
         return metrics.r2_score(y, self.predict(X))
 
 

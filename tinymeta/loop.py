@@ -17,19 +17,33 @@ The step itself belongs to its loop; everything around it lives here, once:
 Layer: this sits with ``train`` (it uses nn, optim state dicts, plotting, errors) and
 never imports ``meta``.
 """
+from __future__ import annotations
+
 import importlib.util
 import json
 import os
 import sys
 import time
-from typing import Callable, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, TextIO
 
 import numpy as np
 
 from .errors import CheckpointError
 from .threads import small_machine_blas
 from .nn.serialization import load_arrays, save_arrays
+from .optim import Optimizer
 from .plotting import pyplot
+
+if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
+    from matplotlib.figure import Figure
+
+
+class Stateful(Protocol):
+    """Anything whose state saves and loads as arrays: an ``nn.Module``, a meta-learner."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> Any: ...
 
 INTERRUPT_PATH = "tinymeta-interrupted.npz"
 LOOP_KEY = "run/loop"   # which loop wrote a checkpoint (absent in files written before this core)
@@ -58,14 +72,14 @@ def section(arrays: Arrays, prefix: str) -> Arrays:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def module_part(prefix: str, module) -> Part:
+def module_part(prefix: str, module: Stateful) -> Part:
     """A module's parameters (anything with state_dict/load_state_dict) under ``prefix``."""
     def load(arrays):
         module.load_state_dict(section(arrays, prefix))
     return Part(lambda: {prefix + k: v for k, v in module.state_dict().items()}, load)
 
 
-def optimizer_arrays(optimizer) -> Arrays:
+def optimizer_arrays(optimizer: Optimizer) -> Arrays:
     """An optimizer's state_dict as flat arrays: "optim/state/<param>/<name>", "optim/group/<g>/<name>"."""
     sd = optimizer.state_dict()
     flat = {}
@@ -79,7 +93,7 @@ def optimizer_arrays(optimizer) -> Arrays:
     return flat
 
 
-def load_optimizer_arrays(optimizer, arrays: Arrays) -> None:
+def load_optimizer_arrays(optimizer: Optimizer, arrays: Arrays) -> None:
     """The inverse of ``optimizer_arrays`` (other keys in ``arrays`` are ignored)."""
     state, groups = {}, {}
     for key, v in section(arrays, "optim/").items():
@@ -88,7 +102,7 @@ def load_optimizer_arrays(optimizer, arrays: Arrays) -> None:
     optimizer.load_state_dict({"state": state, "param_groups": [groups[g] for g in sorted(groups)]})
 
 
-def optimizer_part(optimizer) -> Part:
+def optimizer_part(optimizer: Optimizer) -> Part:
     """An optimizer's state (moments, step counts, hyperparameters) under "optim/"."""
     return Part(lambda: optimizer_arrays(optimizer), lambda arrays: load_optimizer_arrays(optimizer, arrays))
 
@@ -142,7 +156,8 @@ class Loop:
     checkpoint: a path written every ``every`` steps and at the end; ``resume_hint`` is
     added to the "interrupted" message (the command line's ``--resume``)."""
 
-    def __init__(self, who: str, unit: str, total: int, parts: Sequence[Part], checkpoint=None, every: int = 1,
+    def __init__(self, who: str, unit: str, total: int, parts: Sequence[Part],
+                 checkpoint: str | os.PathLike | None = None, every: int = 1,
                  progress: bool = True, resume_hint: str = ""):
         self.who, self.unit, self.total = who, unit, total
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
@@ -270,7 +285,7 @@ PIPE_STEPS = 20
 
 
 def progress(enabled: bool, desc: str, total: int, initial: int = 0, unit: str = "it",
-             stream: Optional[TextIO] = None, leave: bool = True):
+             stream: Optional[TextIO] = None, leave: bool = True) -> _Silent | _Bar | _Lines:
     """A progress reporter with ``update(n, status)``, ``write(msg)`` and ``close()``.
 
     Terminals get a tqdm bar and notebooks tqdm's widget (or its text bar when ipywidgets
@@ -410,7 +425,7 @@ class History(dict):
     """Metric name -> list with one value per logged step; ``interrupted`` is True when
     Ctrl-C ended the run. Subclasses say what to draw in ``_panels``; ``plot`` draws it."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.interrupted = False
 
@@ -422,7 +437,8 @@ class History(dict):
         ylabel, yscale, integer_x (whole-number ticks), vline (x, label)."""
         raise NotImplementedError
 
-    def plot(self, path=None, show: bool = False, title: Optional[str] = None):
+    def plot(self, path: str | os.PathLike | None = None, show: bool = False,
+             title: Optional[str] = None) -> Figure:
         """Draw the panels side by side; save a PNG to ``path`` if given; return the Figure."""
         return self._draw(self._panels(), path, show, title)
 

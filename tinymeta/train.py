@@ -1,4 +1,4 @@
-"""A training loop for ``nn`` modules: ``fit(...)`` returns a ``History``.
+"""A training loop for ``nn`` modules: ``fit(...)`` returns a ``History``::
 
     history = fit(model, F.cross_entropy, optim.Adam(model.parameters()), (X, y),
                   val=(X_val, y_val), epochs=20, early_stopping=5, checkpoint="run.npz")
@@ -15,8 +15,12 @@ that plots or evaluates afterwards still runs; check the flag if you need to sto
 The loop's checkpoints, rollback, progress display and History plotting are
 ``tinymeta.loop``'s, shared with ``meta.fit``; this module says what an epoch is.
 """
+from __future__ import annotations
+
+import os
 import warnings
-from typing import Callable, Optional, Union
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -24,7 +28,16 @@ from . import loop
 from .data import DataLoader
 from .engine import no_grad
 from .errors import AnomalyError, ArgumentError, TraceError
+from .nn.module import Module
+from .optim import Optimizer
+from .optim.lr_scheduler import LRScheduler
 from .tape import jit
+
+if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
+    from matplotlib.figure import Figure
+
+# metric names from tinymeta.metrics, or functions fn(y_true, y_pred); a dict names them
+Metrics = Union[Sequence[Union[str, Callable]], dict]
 
 INTERRUPT_PATH = loop.INTERRUPT_PATH
 
@@ -37,7 +50,7 @@ class History(loop.History):
     the best monitored value when early stopping ran, else None; ``stopped_early``;
     ``interrupted``: True when Ctrl-C ended the run."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.best_epoch = None
         self.stopped_early = False
@@ -46,7 +59,8 @@ class History(loop.History):
     def epochs(self):
         return max((len(v) for v in self.values()), default=0)
 
-    def plot(self, path=None, show=False, title=None):
+    def plot(self, path: str | os.PathLike | None = None, show: bool = False,
+             title: str | None = None) -> Figure:
         """Loss (and accuracy, when recorded) per epoch, train vs validation, in side-by-side
         panels. Saves a PNG to ``path`` if given; returns the matplotlib Figure."""
         return self._draw(self._panels(), path, show, title)
@@ -65,9 +79,22 @@ class History(loop.History):
 
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
-    epochs. Names containing "loss" are minimised, others (accuracy...) maximised."""
+    epochs. Names containing "loss" are minimised, others (accuracy...) maximised.
 
-    def __init__(self, patience=10, monitor="val_loss", min_delta=0.0, restore_best=True, mode=None):
+    Args:
+        patience: epochs without improvement before stopping.
+        monitor: the History key watched, e.g. ``"val_loss"`` or ``"val_acc"``.
+        min_delta: the smallest change that counts as an improvement.
+        restore_best: put back the best epoch's weights when training ends.
+        mode: ``"min"`` or ``"max"`` (default: from the name).
+
+    Example:
+        >>> fit(model, F.cross_entropy, opt, (X, y), val=(Xv, yv),
+        ...     early_stopping=EarlyStopping(patience=5, monitor="val_acc"))
+    """
+
+    def __init__(self, patience: int = 10, monitor: str = "val_loss", min_delta: float = 0.0,
+                 restore_best: bool = True, mode: str | None = None):
         if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
             raise ArgumentError(f"early_stopping: patience must be a positive int, got {patience!r}")
         if min_delta < 0:
@@ -92,7 +119,8 @@ class EarlyStopping:
         raise ArgumentError(f"early_stopping: expected None, an int patience, a dict or an "
                             f"EarlyStopping, got {type(spec).__name__}")
 
-    def improved(self, value, best):
+    def improved(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` beats ``best`` by more than ``min_delta`` (any value beats ``None``)."""
         if best is None:
             return True
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
@@ -177,15 +205,24 @@ class _Epoch:
                 history._log(f"{prefix}_{name}", fn(y, p))
 
 
-def evaluate_model(model, loss_fn: Callable, data: Union[tuple, DataLoader], batch_size: int = 256,
-                   metrics=None) -> dict:
+def evaluate_model(model: Module, loss_fn: Callable, data: Union[tuple, DataLoader], batch_size: int = 256,
+                   metrics: Metrics | None = None) -> dict:
     """The mean loss of ``model`` on ``data`` (and accuracy for classification, and each of
     ``metrics``), under no_grad, in eval mode: ``{"loss": ..., "acc": ..., "<metric>": ...}``.
 
-    data: ``(X, y)`` arrays or a ``DataLoader``; loss_fn(output, y) -> scalar Tensor (a mean
-    over the batch: batches are weighted by their size).
+    Args:
+        model: the model to measure (its training mode is restored afterwards).
+        loss_fn: ``loss_fn(output, y) -> scalar Tensor``, a mean over the batch (batches are
+            weighted by their size).
+        data: ``(X, y)`` arrays or a ``DataLoader``.
+        batch_size: the batch size for ``(X, y)`` data.
+        metrics: names from ``tinymeta.metrics`` or callables ``fn(y_true, y_pred)``.
 
-        evaluate_model(model, F.cross_entropy, (X_test, y_test))  # {'loss': 0.21, 'acc': 0.94}
+    Returns:
+        ``{"loss": ..., "acc": ..., "<metric>": ...}``.
+
+    Example:
+        >>> evaluate_model(model, F.cross_entropy, (X_test, y_test))   # {'loss': 0.21, 'acc': 0.94}
     """
     loader = _as_loader(data, batch_size, False, None, "data", "evaluate_model")
     metrics = _resolve_metrics(metrics)
@@ -205,8 +242,8 @@ def evaluate_model(model, loss_fn: Callable, data: Union[tuple, DataLoader], bat
     return {k[4:]: v[0] for k, v in history.items()}
 
 
-def evaluate(model, loss_fn: Callable, data: Union[tuple, DataLoader], batch_size: int = 256,
-             metrics=None) -> dict:
+def evaluate(model: Module, loss_fn: Callable, data: Union[tuple, DataLoader], batch_size: int = 256,
+             metrics: Metrics | None = None) -> dict:
     """Deprecated name of ``evaluate_model`` (renamed apart from ``meta.evaluate``, which
     evaluates meta-learners on tasks); it will be removed in the next release."""
     warnings.warn("tinymeta.train.evaluate is renamed tinymeta.train.evaluate_model; the old name will "
@@ -262,32 +299,46 @@ def _loader_part(loader):
                      lambda arrays: loader.load_state_dict(loop.section(arrays, "loader/")))
 
 
-def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
+def fit(model: Module, loss_fn: Callable, optimizer: Optimizer, train: Union[tuple, DataLoader],
         val: Optional[Union[tuple, DataLoader]] = None, epochs: int = 10, batch_size: int = 32,
-        accumulate: int = 1, early_stopping=None, progress: bool = True, metrics=None, rng=0,
-        scheduler=None, checkpoint=None, resume: bool = False, compile: bool = True) -> History:
+        accumulate: int = 1, early_stopping: int | dict | EarlyStopping | None = None, progress: bool = True,
+        metrics: Metrics | None = None, rng: int | np.random.Generator | None = 0,
+        scheduler: LRScheduler | None = None, checkpoint: str | os.PathLike | None = None,
+        resume: bool = False, compile: bool = True) -> History:
     """Train ``model`` for ``epochs`` epochs (a total: a resumed run continues up to it).
 
-    train, val: ``(X, y)`` arrays (shuffled each epoch by a DataLoader seeded with ``rng``)
-        or a ``DataLoader`` (used as given; ``batch_size``/``rng`` then do not apply). Data
-        holding NaN or inf is refused (ArgumentError naming the array and the first index).
-    loss_fn(output, y) -> scalar Tensor.
-    accumulate=k: one optimizer step per k mini-batches, each backpropagating loss/k, so
-        the step sees the mean gradient of the k batches (a last, shorter group divides by
-        its own size). The loss is assumed to be a mean over the batch.
-    early_stopping: an int patience, a dict or an ``EarlyStopping`` (patience, monitor=
-        "val_loss", min_delta=0, restore_best=True: the best epoch's weights are put back).
-    metrics: names from ``tinymeta.metrics`` or callables ``fn(y_true, y_pred)`` (y_pred
-        is the argmax class for classification), logged as "train_<name>"/"val_<name>".
-    scheduler: a ``lr_scheduler``; stepped once after each epoch.
-    checkpoint: a ``.npz`` path written atomically after each epoch; ``resume=True`` loads
-        it when it exists (else starts fresh) and continues bit for bit.
-    progress: a bar over epochs on a terminal or in a notebook, a plain line now and then
-        on stderr when it is a pipe or a file (runs over 2 s); False shows nothing.
+    Args:
+        model: the ``nn.Module`` to train, in place.
+        loss_fn: ``loss_fn(output, y) -> scalar Tensor``, a mean over the batch.
+        optimizer: an optimizer over ``model.parameters()``.
+        train: ``(X, y)`` arrays (shuffled each epoch by a DataLoader seeded with ``rng``)
+            or a ``DataLoader`` (used as given; ``batch_size``/``rng`` then do not apply).
+            Data holding NaN or inf is refused (ArgumentError naming the array and the first
+            index).
+        val: validation data, in the same forms; measured after each epoch.
+        epochs: the total number of epochs.
+        batch_size: the mini-batch size for ``(X, y)`` data.
+        accumulate: k: one optimizer step per k mini-batches, each backpropagating loss/k,
+            so the step sees the mean gradient of the k batches (a last, shorter group
+            divides by its own size).
+        early_stopping: an int patience, a dict or an ``EarlyStopping`` (patience,
+            monitor="val_loss", min_delta=0, restore_best=True: the best epoch's weights are
+            put back).
+        progress: a bar over epochs on a terminal or in a notebook, a plain line now and
+            then on stderr when it is a pipe or a file (runs over 2 s); False shows nothing.
+        metrics: names from ``tinymeta.metrics`` or callables ``fn(y_true, y_pred)`` (y_pred
+            is the argmax class for classification), logged as "train_<name>"/"val_<name>".
+        rng: the seed or Generator of the shuffling.
+        scheduler: a learning-rate scheduler (``optim.lr_scheduler``); stepped once after
+            each epoch.
+        checkpoint: a ``.npz`` path written atomically after each epoch.
+        resume: load ``checkpoint`` when it exists (else start fresh) and continue bit for bit.
+        compile: each batch's forward, loss and backward run as a ``tm.jit`` replay (traced
+            once per batch shape, checked against eager); a loss_fn the tape cannot follow
+            runs eagerly, with a warning.
 
-    compile: each batch's forward, loss and backward run as a ``tm.jit`` replay (traced once
-        per batch shape, checked against eager); a loss_fn the tape cannot follow runs
-        eagerly, with a warning.
+    Returns:
+        The ``History``: one value per epoch for each of "train_loss", "val_loss", ...
 
     A training loss that becomes NaN or inf stops the run with ``tm.AnomalyError``: the
     model, optimizer and History are put back as they were at the start of that epoch

@@ -10,14 +10,23 @@ log(lr) and log(wd) with it. For the online form, which adapts lr during a singl
 (Baydin et al. 2018, "Online Learning Rate Adaptation with Hypergradient Descent"), see
 ``optim.SGD(..., hypergrad_lr=beta)``.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ..engine import Tensor, grad
 from ..errors import ArgumentError
-from ..nn.module import functional_call
+from ..nn.module import Module, functional_call
 from ..optim import functional as optim_f
+
+
+# (X, y): inputs and targets, as arrays or tensors
+Data = tuple[Any, Any]
+LossFn = Callable[[Tensor, Any], Tensor]
 
 
 def _batches(X, y, batch_size, steps, rng):
@@ -32,11 +41,31 @@ def _batches(X, y, batch_size, steps, rng):
     return out[:steps]
 
 
-def unrolled_validation_loss(model, loss_fn, train, val, lr, weight_decay=0.0, steps=20,
-                             batch_size=None, rng=0):
+def unrolled_validation_loss(model: Module, loss_fn: LossFn, train: Data, val: Data,
+                             lr: float | Tensor, weight_decay: float | Tensor = 0.0, steps: int = 20,
+                             batch_size: int | None = None,
+                             rng: int | np.random.Generator | None = 0) -> Tensor:
     """L_val after ``steps`` of SGD from the model's current parameters (the model is not
     changed). ``lr`` and ``weight_decay`` may be Tensors: the result depends on them
-    differentiably."""
+    differentiably.
+
+    The run is w_{t+1} = w_t - lr (grad L_train(w_t) + wd w_t), t < k, recorded with
+    ``create_graph=True``; the result is L_val(w_k).
+
+    Args:
+        model: the model (its current parameters are the starting point w_0; it is not changed).
+        loss_fn: ``(model output, targets) -> scalar loss``, e.g. ``F.mse_loss``.
+        train: (X, y) training arrays.
+        val: (X, y) validation arrays.
+        lr: the learning rate (a Tensor to differentiate with respect to it).
+        weight_decay: the L2 coefficient wd (likewise).
+        steps: k, the number of SGD steps.
+        batch_size: minibatch size (``None``: full batch).
+        rng: the seed or Generator of the minibatch order.
+
+    Returns:
+        The scalar validation loss, with a graph back to ``lr`` and ``weight_decay``.
+    """
     X, y = train
     rng = np.random.default_rng(rng)
     names = [n for n, _ in model.named_parameters()]
@@ -49,8 +78,31 @@ def unrolled_validation_loss(model, loss_fn, train, val, lr, weight_decay=0.0, s
     return loss_fn(functional_call(model, dict(zip(names, params)), Xv), yv)
 
 
-def hypergradient(model, loss_fn, train, val, lr, weight_decay=0.0, steps=20, batch_size=None, rng=0):
-    """(L_val, dL_val/dlr, dL_val/dwd) for an unrolled SGD run of ``steps`` steps."""
+def hypergradient(model: Module, loss_fn: LossFn, train: Data, val: Data, lr: float,
+                  weight_decay: float = 0.0, steps: int = 20, batch_size: int | None = None,
+                  rng: int | np.random.Generator | None = 0) -> tuple[float, float, float]:
+    """(L_val, dL_val/dlr, dL_val/dwd) for an unrolled SGD run of ``steps`` steps.
+
+    Maclaurin, Duvenaud & Adams (2015): one backward pass through the whole training run
+    (second order: it involves the training loss's Hessian).
+
+    Args:
+        model: the model (its current parameters are the starting point w_0; it is not changed).
+        loss_fn: ``(model output, targets) -> scalar loss``, e.g. ``F.mse_loss``.
+        train: (X, y) training arrays.
+        val: (X, y) validation arrays.
+        lr: the learning rate (> 0).
+        weight_decay: the L2 coefficient (>= 0).
+        steps: the number of SGD steps unrolled.
+        batch_size: minibatch size (``None``: full batch).
+        rng: the seed or Generator of the minibatch order.
+
+    Returns:
+        The validation loss and its derivatives with respect to lr and weight_decay.
+
+    Example:
+        >>> val_loss, d_lr, d_wd = meta.hypergradient(model, F.mse_loss, (X, y), (Xv, yv), lr=0.05)
+    """
     if lr <= 0 or weight_decay < 0 or steps < 1:
         raise ArgumentError(f"hypergradient: need lr > 0, weight_decay >= 0, steps >= 1; got "
                             f"{lr}, {weight_decay}, {steps}")
@@ -62,15 +114,36 @@ def hypergradient(model, loss_fn, train, val, lr, weight_decay=0.0, steps=20, ba
     return float(loss.item()), float(g_lr.item()), float(g_wd.item())
 
 
-def tune(model, loss_fn, train, val, lr=1e-4, weight_decay=None, steps=20, runs=15,
-         step_size=0.5, batch_size=None, rng=0, verbose=False):
+def tune(model: Module, loss_fn: LossFn, train: Data, val: Data, lr: float = 1e-4,
+         weight_decay: float | None = None, steps: int = 20, runs: int = 15, step_size: float = 0.5,
+         batch_size: int | None = None, rng: int | np.random.Generator | None = 0,
+         verbose: bool = False) -> list[dict]:
     """Gradient descent on log(lr) (and log(wd) when ``weight_decay`` is given), one
     unrolled training run per update, with Rprop's step rule (Riedmiller & Braun 1993):
     only the hypergradient's sign is used; the step grows by 1.5x while the sign holds and
     halves when it flips. Scale-free, so a poor start (1e-4 or 1.0) is fixed in a few runs.
     Safeguard: where a run ends worse than no training at all (or not finite), SGD is
     diverging and the local hypergradient means nothing; the lr is too large, so it goes down.
-    Returns a list of dicts (run, lr, weight_decay, val_loss); the best is min by val_loss."""
+    Returns a list of dicts (run, lr, weight_decay, val_loss); the best is min by val_loss.
+
+    Args:
+        model: the model (its current parameters are the starting point w_0; it is not changed).
+        loss_fn: ``(model output, targets) -> scalar loss``, e.g. ``F.mse_loss``.
+        train: (X, y) training arrays.
+        val: (X, y) validation arrays.
+        lr: the starting learning rate.
+        weight_decay: the starting weight decay, or ``None`` to tune lr only.
+        steps: the SGD steps of each unrolled run.
+        runs: the number of runs (hypergradient updates).
+        step_size: the initial step on log(lr) and log(wd).
+        batch_size: minibatch size (``None``: full batch).
+        rng: the seed or Generator of the minibatch order.
+        verbose: print one line per run.
+
+    Example:
+        >>> history = meta.tune(model, F.mse_loss, (X, y), (Xv, yv), lr=1e-4, runs=15)
+        >>> best = min(history, key=lambda h: h["val_loss"])
+    """
     baseline = float(unrolled_validation_loss(model, loss_fn, train, val, 0.0, 0.0, 1, batch_size, rng).item())
     logs = {"lr": math.log(lr)}
     if weight_decay is not None:

@@ -27,26 +27,80 @@ nothing there.
     opt = optim.Adam(maml.parameters(), lr=1e-3)
     loss = maml.meta_loss(tasks.sample(25, rng)); opt.zero_grad(); loss.backward(); opt.step()
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from .. import ops
 from ..checkpoint import checkpoint as _checkpoint
 from ..engine import enable_grad, grad, is_grad_enabled
 from ..nn.module import Module
 from ..optim import functional as optim_f
+from ..engine import Tensor
 from .base import MetaLearner, check_int, check_number
+
+if TYPE_CHECKING:  # for the annotations only
+    from .tasks import TaskBatch
 
 
 class MAML(MetaLearner):
+    """MAML: Model-Agnostic Meta-Learning (Finn, Abbeel & Levine, ICML 2017).
+
+    Learns an initialisation theta from which a few gradient steps solve a new task. For a
+    meta-batch of n tasks T_i, each with a support set S_i and a query set Q_i::
+
+        theta'_i = theta - alpha grad_theta L_{S_i}(theta)                (inner step; k of them)
+        theta   <- theta - beta grad_theta sum_i L_{Q_i}(theta'_i)         (outer step)
+
+    (``meta_loss`` returns the mean over tasks, (1/n) sum_i L_{Q_i}(theta'_i); the outer step
+    is taken by any optimizer on ``parameters()``, beta being its learning rate.)
+
+    The meta-gradient differentiates *through* the inner step:
+    ``grad_theta L_Q(theta') = (I - alpha H_S(theta)) grad_theta' L_Q(theta')``, with H_S the
+    Hessian of the support loss: second order. First-order MAML (FOMAML,
+    ``first_order=True``) drops the Hessian term by treating the inner gradient as a
+    constant: the same code with ``create_graph=False``. All tasks of a meta-batch run as one
+    batched computation. With ``checkpoint=True`` each inner step runs under
+    ``tm.checkpoint``: memory stays flat in k (one more forward per step), same gradients.
+
+    Args:
+        model: the task model (an ``nn.Module``); its parameters are theta.
+        inner_lr: alpha, the inner-loop step size.
+        inner_steps: k, the number of inner SGD steps.
+        first_order: FOMAML: no second derivatives.
+        loss: ``"mse"``, ``"cross_entropy"``, or a callable ``(out, y) -> per-task losses (T,)``.
+        checkpoint: recompute the inner steps in backward instead of keeping their graphs.
+
+    Example:
+        >>> maml = meta.MAML(nn.MLP([1, 40, 40, 1], rng=0), inner_lr=0.01, inner_steps=1)
+        >>> opt = optim.Adam(maml.parameters(), lr=1e-3)
+        >>> loss = maml.meta_loss(meta.tasks.Sinusoid().sample(25, rng=0))
+        >>> opt.zero_grad(); loss.backward(); opt.step()
+    """
+
     def __init__(self, model: Module, inner_lr: float = 0.01, inner_steps: int = 1,
-                 first_order: bool = False, loss="mse", checkpoint: bool = False):
+                 first_order: bool = False, loss: str | Callable[[Tensor, Tensor], Tensor] = "mse",
+                 checkpoint: bool = False):
         super().__init__(model, loss)
         self.inner_lr = check_number("MAML", "inner_lr", inner_lr)
         self.inner_steps = check_int("MAML", "inner_steps", inner_steps)
         self.first_order = bool(first_order)
         self.checkpoint = bool(checkpoint)
 
-    def meta_loss(self, batch, inner_steps=None):
+    def meta_loss(self, batch: TaskBatch, inner_steps: int | None = None) -> Tensor:
         """Mean query loss after adapting to each task's support set; ``backward()`` on it
-        accumulates the meta-gradient into the model's parameters."""
+        accumulates the meta-gradient into the model's parameters.
+
+        Args:
+            batch: a meta-batch of tasks (support and query sets, with a leading task axis).
+            inner_steps: k for this call (default: the learner's ``inner_steps``).
+
+        Returns:
+            The scalar (1/n) sum_i L_{Q_i}(theta'_i), with a graph back to theta.
+        """
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
         theta_t = self.expand(self.init_params(), xs.shape[0])
@@ -79,5 +133,16 @@ class MAML(MetaLearner):
             phi = _checkpoint(step, *phi)
         return dict(zip(names, phi))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x: Tensor | np.ndarray, y: Tensor | np.ndarray,
+              steps: int | None = None) -> dict[str, Tensor]:
+        """The adapted parameters theta' after ``steps`` inner SGD steps on the support set (x, y).
+
+        Args:
+            x: support inputs, (shots, ...) for one task or (tasks, shots, ...).
+            y: support targets, shaped alike.
+            steps: the number of steps (default: ``inner_steps``).
+
+        Returns:
+            Parameter name -> adapted tensor; run the model with them by ``predict``.
+        """
         return self.adapt_with(x, y, self.inner_steps if steps is None else steps, self.inner_lr)

@@ -22,6 +22,11 @@ Two ways to train theta (supervised on known optima, and end to end):
    similar tasks can then be far apart in parameter space and regressing onto them averages
    incompatible solutions; end-to-end training only asks for *a* good function.
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import ops
@@ -29,17 +34,57 @@ from ..creation import as_rng
 from ..engine import Tensor
 from ..errors import ArgumentError, ShapeError
 from ..nn.layers import MLP
+from ..nn.module import Module
 from .base import MetaLearner
+
+if TYPE_CHECKING:  # for the annotations only
+    from .tasks import LinearFunctions, TaskBatch
 
 
 class MappingLearner(MetaLearner):
-    """``MappingLearner(base_model, hidden=128, pair_layers=2, head_layers=2, mode="end_to_end")``.
+    """The mapping meta-learner: a network that maps a task's support set straight to the
+    parameters of the task model ("everything is a mapping"), trained by plain backprop::
 
-    ``base_model`` is the task model whose parameters are generated. ``mode`` is
-    "end_to_end" or "supervised" (then ``meta_loss`` needs ``targets`` or ``target_fn``)."""
+        phi_i = f_theta(S_i),   f_theta(S) = rho( (1/K) sum_{(x, y) in S} h([x, y]) )
 
-    def __init__(self, base_model, hidden=128, pair_layers=2, head_layers=2, mode="end_to_end",
-                 target_fn=None, loss="mse", in_features=None, out_features=None, rng=None):
+    h (``pair_net``) and rho (``head``) are MLPs; the mean over the K shots makes f_theta
+    permutation-invariant in the support set (a Deep Sets encoder, Zaheer et al. 2017; the
+    amortisation of neural processes, Garnelo et al. 2018). phi_i is the full parameter
+    vector of ``base_model``, run through ``nn.functional_call``; a new task is solved by one
+    forward pass instead of gradient steps. theta is trained
+
+    - end to end (``mode="end_to_end"``): min_theta sum_i L_{Q_i}(f_theta(S_i)), the base
+      model's query loss; right for MLP base models, whose optima are not unique;
+    - supervised (``mode="supervised"``): min_theta sum_i ||f_theta(S_i) - phi_i*||^2 onto
+      known optima phi_i* (given to ``meta_loss`` or made by ``target_fn``, e.g.
+      ``linear_targets``); right when phi* is unique and cheap (linear base models).
+
+    The head starts with zero output weights and the base model's initial parameters as its
+    bias, so every task starts from the base model's own initialisation.
+
+    Args:
+        base_model: the task model whose parameters are generated.
+        hidden: the width of h and rho.
+        pair_layers: the number of Linear layers of h.
+        head_layers: the number of Linear layers of rho.
+        mode: ``"end_to_end"`` or ``"supervised"``.
+        target_fn: ``batch -> (T, n_params)`` optima, for the supervised mode.
+        loss: the base model's loss: ``"mse"``, ``"cross_entropy"`` or a callable.
+        in_features: the input size of a task (inferred from a first ``Linear`` layer).
+        out_features: the target size (inferred from the last layer for ``"mse"``).
+        rng: an int seed or a ``np.random.Generator`` for h and rho's initial weights.
+
+    Example:
+        >>> learner = meta.MappingLearner(nn.MLP([1, 40, 40, 1], rng=0), hidden=128, rng=0)
+        >>> opt = optim.Adam(learner.parameters(), lr=1e-3)
+        >>> loss = learner.meta_loss(meta.tasks.Sinusoid().sample(25, rng=0))
+        >>> opt.zero_grad(); loss.backward(); opt.step()
+    """
+
+    def __init__(self, base_model: Module, hidden: int = 128, pair_layers: int = 2, head_layers: int = 2,
+                 mode: str = "end_to_end", target_fn: Callable[[TaskBatch], np.ndarray] | None = None,
+                 loss: str | Callable[[Tensor, Tensor], Tensor] = "mse", in_features: int | None = None,
+                 out_features: int | None = None, rng: int | np.random.Generator | None = None):
         super().__init__(base_model, loss)
         if mode not in ("end_to_end", "supervised"):
             raise ArgumentError(f"MappingLearner: mode must be 'end_to_end' or 'supervised', got {mode!r}")
@@ -63,19 +108,22 @@ class MappingLearner(MetaLearner):
         last.weight.data[...] = 0.0
         last.bias.data[...] = np.concatenate([p.data.reshape(-1) for _, p in named])
 
-    def parameters(self):
+    def parameters(self) -> list[Tensor]:
+        """theta: the parameters of h (``pair_net``) and rho (``head``), not the base model's."""
         return self.pair_net.parameters() + self.head.parameters()
 
-    def named_parameters(self):
+    def named_parameters(self) -> list[tuple[str, Tensor]]:
+        """``("pair.<name>", p)`` for h, then ``("head.<name>", p)`` for rho."""
         return ([(f"pair.{n}", p) for n, p in self.pair_net.named_parameters()]
                 + [(f"head.{n}", p) for n, p in self.head.named_parameters()])
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore h and rho from ``state_dict()``."""
         self.pair_net.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("pair.")})
         self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
 
     # -- the mapping
-    def flat_params(self, x, y):
+    def flat_params(self, x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> Tensor:
         """f_theta(S): (T, shots, ...) support sets -> (T, n_params) parameter vectors."""
         xs, ys, _ = self._batched_input(x, y)
         yv = ys if type(ys) is Tensor else Tensor(ys[..., None].astype(xs.dtype))
@@ -85,7 +133,7 @@ class MappingLearner(MetaLearner):
         pooled = ops.mean(self.pair_net(pairs), axis=1)  # mean over shots: order does not matter
         return self.head(pooled)
 
-    def unflatten(self, flat):
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
         """``(T, n_params)`` -> ``{name: (T, *shape)}`` for ``functional_call``."""
         params, start = {}, 0
         for (name, shape), size in zip(self.shapes, self.sizes):
@@ -93,7 +141,7 @@ class MappingLearner(MetaLearner):
             start += size
         return params
 
-    def flatten_targets(self, targets):
+    def flatten_targets(self, targets: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         """Targets as ``(T, n_params)``: an array already flat, or a dict name -> ``(T, *shape)``."""
         if isinstance(targets, dict):
             targets = np.concatenate([np.asarray(targets[n]).reshape(len(targets[n]), -1)
@@ -105,13 +153,15 @@ class MappingLearner(MetaLearner):
         return targets
 
     # -- training objectives
-    def supervised_loss(self, batch, targets):
+    def supervised_loss(self, batch: TaskBatch, targets: np.ndarray | dict[str, np.ndarray]) -> Tensor:
         """(1/T) sum_i ||f_theta(S_i) - phi_i*||^2 / n_params."""
         pred = self.flat_params(batch.x_support, batch.y_support)
         d = pred - Tensor(self.flatten_targets(targets), dtype=pred.dtype)
         return ops.mean(d * d)
 
-    def meta_loss(self, batch, targets=None):
+    def meta_loss(self, batch: TaskBatch, targets: np.ndarray | dict[str, np.ndarray] | None = None) -> Tensor:
+        """The training objective of ``mode``: the mean query loss of the generated parameters
+        (end to end), or ``supervised_loss`` onto ``targets`` (or ``target_fn(batch)``)."""
         if self.mode == "supervised":
             if targets is None:
                 if self.target_fn is None:
@@ -122,7 +172,8 @@ class MappingLearner(MetaLearner):
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
         return ops.mean(self.task_losses(params, xq, yq))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x: Tensor | np.ndarray, y: Tensor | np.ndarray,
+              steps: int | None = None) -> dict[str, Tensor]:
         """One forward pass: the generated parameters (``steps`` is ignored)."""
         single = np.ndim(x) == 2
         params = self.unflatten(self.flat_params(x, y))
@@ -130,9 +181,16 @@ class MappingLearner(MetaLearner):
         return {n: p[0] for n, p in params.items()} if single else params
 
 
-def linear_targets(task_family):
+def linear_targets(task_family: LinearFunctions) -> Callable[[TaskBatch], np.ndarray]:
     """target_fn for a ``tasks.LinearFunctions`` family with a bias-free ``nn.Linear(dim, 1)``
-    base model: each task's least-squares optimum through the pseudo-inverse, as (T, dim)."""
+    base model: each task's least-squares optimum through the pseudo-inverse, as (T, dim).
+
+    Args:
+        task_family: the ``meta.tasks.LinearFunctions`` the batches are drawn from.
+
+    Returns:
+        ``target_fn(batch) -> (T, dim)`` for ``MappingLearner(mode="supervised")``.
+    """
     def target_fn(batch):
         w = task_family.optimal_params(batch.x_support, batch.y_support)  # (T, dim, 1)
         return np.asarray(w)[..., 0]

@@ -1,14 +1,40 @@
 """Pictures of meta-learning: the Finn et al. (2017) sinusoid figure."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..engine import no_grad
 from ..plotting import pyplot
+from .base import MetaLearner
+
+if TYPE_CHECKING:  # for the annotations only
+    from matplotlib.figure import Figure
+
+    from .tasks import Sinusoid
 
 
-def sinusoid_adaptation(learner, tasks, rng=0, steps=(0, 1, 10), path=None, n_panels=2,
-                        title=None):
+def sinusoid_adaptation(learner: MetaLearner, tasks: Sinusoid, rng: int | np.random.Generator | None = 0,
+                        steps: Sequence[int] = (0, 1, 10), path: str | os.PathLike | None = None,
+                        n_panels: int = 2, title: str | None = None) -> Figure:
     """For ``n_panels`` new sinusoid tasks: the true function, the K support points, and
-    the learner's prediction after each number of adaptation ``steps``. Returns the Figure."""
+    the learner's prediction after each number of adaptation ``steps``. Returns the Figure.
+
+    Args:
+        learner: a trained meta-learner (its ``adapt`` and ``predict`` are used).
+        tasks: the ``meta.tasks.Sinusoid`` family to draw the tasks from.
+        rng: the seed or Generator of the task draw.
+        steps: the numbers of adaptation steps to draw a prediction for (0: the initialisation).
+        path: write a PNG there when given.
+        n_panels: the number of tasks, one panel each.
+        title: the figure title (default: names the learner).
+
+    Returns:
+        The matplotlib Figure.
+    """
     plt = pyplot()
     batch = tasks.sample(n_panels, np.random.default_rng(rng))
     grid = np.linspace(-5, 5, 200, dtype=batch.x_support.dtype)[:, None]

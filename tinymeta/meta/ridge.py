@@ -13,6 +13,11 @@ lambda, s and b are meta-learned with theta by backpropagating the query loss th
 solve (``tm.linalg.solve``: its derivative rules are differentiable again, so second
 derivatives flow through it too).
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import ops
@@ -21,6 +26,9 @@ from ..errors import ArgumentError
 from ..learners import ridge_solve
 from ..nn.module import Module, Parameter, functional_call
 from .base import MetaLearner
+
+if TYPE_CHECKING:  # for the annotations only
+    from .tasks import TaskBatch
 
 
 class _Head(Module):
@@ -33,9 +41,35 @@ class _Head(Module):
 
 
 class RidgeHead(MetaLearner):
-    """``RidgeHead(feature_extractor, n_outputs, lam=1.0, scale=1.0, loss="cross_entropy")``."""
+    """R2-D2's differentiable closed-form head (Bertinetto, Henriques, Torr & Vedaldi,
+    "Meta-learning with differentiable closed-form solvers", ICLR 2019).
 
-    def __init__(self, feature_extractor, n_outputs, lam=1.0, scale=1.0, loss="cross_entropy"):
+    A meta-learned feature extractor g_theta maps each task's support inputs to features
+    X = [g_theta(x), 1] (with a bias column); the task's linear head is ridge regression onto
+    the (one-hot) support targets Y, solved exactly inside the graph::
+
+        W = (X^T X + lambda I)^{-1} X^T Y          (d x d system)
+          = X^T (X X^T + lambda I)^{-1} Y          (Woodbury: n x n system, used when n < d)
+        y_hat(x') = s [g_theta(x'), 1] W + b
+
+    theta, lambda, s and b are meta-learned by backpropagating the query loss through the
+    solve (lambda and s are stored as logarithms, so they stay positive).
+
+    Args:
+        feature_extractor: g_theta, an ``nn.Module`` mapping inputs to feature vectors.
+        n_outputs: the number of classes (or regression outputs).
+        lam: the initial ridge penalty lambda (> 0).
+        scale: the initial output scale s (> 0).
+        loss: ``"cross_entropy"`` (integer labels, one-hot targets for the solve), ``"mse"``,
+            or a callable ``(out, y) -> per-task losses (T,)``.
+
+    Example:
+        >>> head = meta.RidgeHead(nn.MLP([784, 64, 32], rng=0), n_outputs=5)
+        >>> loss = head.meta_loss(tasks.sample(8, rng=0))   # tasks: a FewShotClassification
+    """
+
+    def __init__(self, feature_extractor: Module, n_outputs: int, lam: float = 1.0, scale: float = 1.0,
+                 loss: str | Callable[[Tensor, Tensor], Tensor] = "cross_entropy"):
         if lam <= 0 or scale <= 0:
             raise ArgumentError(f"RidgeHead: lam and scale must be > 0, got {lam} and {scale}")
         dtype = feature_extractor.parameters()[0].dtype
@@ -57,25 +91,29 @@ class RidgeHead(MetaLearner):
             return np.eye(self.n_outputs, dtype=dtype)[y.astype(np.int64)]
         return y.astype(dtype)
 
-    def solve_head(self, params, x, y):
+    def solve_head(self, params: dict[str, Tensor], x: Tensor, y: Tensor | np.ndarray) -> Tensor:
         """The ridge solution W (T, d, outputs) for support sets x (T, n, ...)."""
         X = self._features(params, x)
         Y = Tensor(self._targets(y, X.dtype))
         return ridge_solve(X, Y, ops.exp(params["log_lambda"]))  # the dual (n x n) when n < d
 
-    def forward(self, params, x):
+    def forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """s [g_theta(x), 1] W + b, with the head W in ``params["W"]``."""
         W = params["W"]
         out = self._features(params, x) @ W
         return ops.exp(params["log_scale"]) * out + params["bias"]
 
-    def meta_loss(self, batch, inner_steps=None):
+    def meta_loss(self, batch: TaskBatch, inner_steps: int | None = None) -> Tensor:
+        """Mean query loss of each task's ridge head solved on its support set; ``backward()``
+        reaches theta, lambda, s and b through the solve (``inner_steps`` is ignored)."""
         xs, ys, _ = self._batched_input(batch.x_support, batch.y_support)
         xq, yq, _ = self._batched_input(batch.x_query, batch.y_query)
         params = dict(self.model.named_parameters())
         params["W"] = self.solve_head(params, xs, ys)
         return ops.mean(self.task_losses(params, xq, yq))
 
-    def adapt(self, x, y, steps=None):
+    def adapt(self, x: Tensor | np.ndarray, y: Tensor | np.ndarray,
+              steps: int | None = None) -> dict[str, Tensor]:
         """The closed-form head for the support set (``steps`` is ignored)."""
         xs, ys, single = self._batched_input(x, y)
         params = {n: p.detach() for n, p in self.model.named_parameters()}
@@ -84,5 +122,6 @@ class RidgeHead(MetaLearner):
             params["W"] = params["W"][0]
         return params
 
-    def predict(self, params, x):
+    def predict(self, params: dict[str, Tensor], x: Tensor | np.ndarray) -> Tensor:
+        """The outputs for inputs x with the parameters and head from ``adapt``."""
         return self.forward(params, self._as_tensor(x))

@@ -7,9 +7,12 @@ checkpoint holds the parameters, the optimizer state, the iteration and the RNG 
 The checkpoint format, the rollback and the progress display are ``tinymeta.loop``'s,
 shared with ``train.fit``.
 """
+from __future__ import annotations
+
+import os
 import time
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -20,15 +23,46 @@ from ..errors import ArgumentError
 from ..tape import jit
 from .base import MetaLearner, check_int
 from ..metrics import mean_confidence_interval
+from ..optim import Optimizer
+
+if TYPE_CHECKING:  # for the annotations only
+    from .tasks import TaskBatch
 
 
-def evaluate(learner, tasks, n_tasks: int = 1000, steps: Sequence[int] = (0, 1, 10), rng=0,
-             k_query: Optional[int] = None, chunk: int = 100, progress: bool = True) -> dict:
+class TaskFamily(Protocol):
+    """A distribution over tasks: anything with ``sample(n_tasks, rng, ...) -> TaskBatch``
+    (``meta.tasks.Sinusoid``, ``LinearFunctions``, ``FewShotClassification``)."""
+
+    def sample(self, n_tasks: int, rng: int | np.random.Generator | None = None,
+               **kwargs: Any) -> TaskBatch: ...
+
+
+def evaluate(learner: MetaLearner, tasks: TaskFamily, n_tasks: int = 1000, steps: Sequence[int] = (0, 1, 10),
+             rng: int | np.random.Generator | None = 0, k_query: Optional[int] = None, chunk: int = 100,
+             progress: bool = True) -> dict:
     """Mean query loss (MSE for regression; accuracy too for classification) over
     ``n_tasks`` fresh tasks after adapting with each number of ``steps``, with a 95%
     interval (normal approximation). Returns {steps: {"mse"/"loss": (mean, half), ...}}.
     Tasks are drawn ``chunk`` at a time; ``progress`` shows how many are done (a bar on a
-    terminal or in a notebook, a plain line now and then on a pipe; False: nothing)."""
+    terminal or in a notebook, a plain line now and then on a pipe; False: nothing).
+
+    Args:
+        learner: a meta-learner (MAML, Reptile, ...); its ``adapt`` is called per step count.
+        tasks: the task family to draw fresh tasks from.
+        n_tasks: how many tasks to average over.
+        steps: the numbers of adaptation steps to evaluate after (0: the initialisation).
+        rng: the seed or Generator of the task draws.
+        k_query: query points per task (default: the family's own).
+        chunk: tasks drawn at a time.
+        progress: show progress.
+
+    Returns:
+        ``{steps: {"mse" or "loss": (mean, half-width), "accuracy": ...}}``; print it with
+        ``format_evaluation``.
+
+    Example:
+        >>> print(meta.format_evaluation(meta.evaluate(maml, meta.tasks.Sinusoid(), n_tasks=200)))
+    """
     n_tasks = check_int("evaluate", "n_tasks", n_tasks)
     chunk = check_int("evaluate", "chunk", chunk)
     steps = tuple(check_int("evaluate", "steps", s, minimum=0) for s in steps)
@@ -68,7 +102,9 @@ def _evaluate_chunk(learner, tasks, rng, n, k_query, steps, per):
     return n
 
 
-def format_evaluation(result):
+def format_evaluation(result: dict) -> str:
+    """The result of ``evaluate`` as text, one line per number of steps, e.g.
+    ``after  1 step : mse 0.4123 +- 0.0311``."""
     lines = []
     for s, metrics in result.items():
         parts = [f"{k} {m:.4f} +- {h:.4f}" for k, (m, h) in metrics.items()]
@@ -91,11 +127,13 @@ class MetaHistory(loop.History):
                  "series": [("meta-loss (train batches)", self["loss"], "-")]}]
 
 
-def fit(learner, tasks, meta_optimizer=None, iterations: int = 1000, meta_batch: int = 25, rng=0,
+def fit(learner: MetaLearner, tasks: TaskFamily, meta_optimizer: Optimizer | None = None,
+        iterations: int = 1000, meta_batch: int = 25, rng: int | np.random.Generator | None = 0,
         eval_every: int = 0, eval_tasks: int = 100, eval_steps: Sequence[int] = (0, 1, 10),
-        log_every: int = 100, checkpoint=None, checkpoint_every: int = 1000, resume: bool = False,
+        log_every: int = 100, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
+        resume: bool = False,
         progress: bool = True, verbose: bool = False,
-        callback: Optional[Callable[[int, float], bool]] = None, compile: bool = True) -> "MetaHistory":
+        callback: Optional[Callable[[int, float], bool]] = None, compile: bool = True) -> MetaHistory:
     """Meta-train ``learner`` on tasks sampled from ``tasks`` for ``iterations`` meta-steps
     (a total: a resumed run continues up to it); returns a ``MetaHistory``.
 
@@ -172,7 +210,7 @@ def fit(learner, tasks, meta_optimizer=None, iterations: int = 1000, meta_batch:
     return history
 
 
-def train(*args, **kwargs) -> "MetaHistory":
+def train(*args: Any, **kwargs: Any) -> MetaHistory:
     """Deprecated name of ``meta.fit`` (renamed to mirror ``train.fit`` and so that it no
     longer reads like the module ``tinymeta.train``); it will be removed in the next release."""
     warnings.warn("meta.train is renamed meta.fit (it mirrors train.fit); the old name will be removed "

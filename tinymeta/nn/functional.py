@@ -2,7 +2,10 @@
 
 Every loss accepts leading batch axes (for example a task axis) and reduces over all
 of them with ``reduction="mean"``; ``reduction="none"`` keeps them."""
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import ops
 from ..engine import Tensor
@@ -11,6 +14,12 @@ from ..errors import guard
 from ..ops import (leaky_relu, linear, log_softmax, logsumexp, relu, sigmoid, softmax,  # noqa: F401
                    softplus, tanh)
 from .module import check_same_shape
+
+# What this module offers (the losses, and the layer functions it re-exports from tinymeta.ops);
+# the helpers it imports (guard, ops, ...) are not part of it.
+__all__ = ["mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "check_same_shape", "leaky_relu", "linear",
+           "log_softmax", "logsumexp", "relu", "sigmoid", "softmax", "softplus", "tanh"]
 
 
 def _t(x, like=None):
@@ -36,8 +45,25 @@ def _reduce(loss, reduction, where):
 
 
 @guard
-def mse_loss(input, target, reduction="mean"):  # noqa: A002
-    """Mean squared error; shapes must match exactly (no silent broadcasting)."""
+def mse_loss(input: Tensor | ArrayLike, target: Tensor | ArrayLike,  # noqa: A002
+             reduction: str = "mean") -> Tensor:
+    """Mean squared error; shapes must match exactly (no silent broadcasting).
+
+    ``loss = mean((input - target)^2)`` over every element (``"sum"``: the sum; ``"none"``:
+    the elementwise squares).
+
+    Args:
+        input: the predictions.
+        target: the targets, of exactly the same shape (it takes ``input``'s float dtype).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar tensor (or the elementwise losses for ``"none"``).
+
+    Example:
+        >>> F.mse_loss(tm.tensor([1.0, 2.0]), [0.0, 0.0]).item()
+        2.5
+    """
     input, target = _t(input), _t(target, _t(input))
     check_same_shape(input, target, "mse_loss")
     if reduction == "mean":
@@ -47,7 +73,18 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002
 
 
 @guard
-def l1_loss(input, target, reduction="mean"):  # noqa: A002
+def l1_loss(input: Tensor | ArrayLike, target: Tensor | ArrayLike,  # noqa: A002
+            reduction: str = "mean") -> Tensor:
+    """Mean absolute error ``mean(|input - target|)``; shapes must match exactly.
+
+    Args:
+        input: the predictions.
+        target: the targets, of exactly the same shape.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar tensor (or the elementwise losses for ``"none"``).
+    """
     input, target = _t(input), _t(target, _t(input))
     check_same_shape(input, target, "l1_loss")
     return _reduce(ops.abs(input - target), reduction, "l1_loss")
@@ -71,11 +108,28 @@ def _class_labels(labels, scores, where):
 
 
 @guard
-def cross_entropy(logits, labels, weight=None, reduction="mean"):
+def cross_entropy(logits: Tensor | ArrayLike, labels: Tensor | ArrayLike,
+                  weight: Tensor | ArrayLike | None = None, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy with integer class labels: logits (..., C), labels (...).
 
     Fused and stable (finite for logits of +-1e4). ``weight`` (C,) weighs each class; the
-    weighted mean divides by the summed weights, as PyTorch does."""
+    weighted mean divides by the summed weights, as PyTorch does.
+
+    For one example, ``loss = logsumexp(z) - z[y]``; its gradient is ``softmax(z) - onehot(y)``.
+
+    Args:
+        logits: unnormalised scores, shape (..., C).
+        labels: integer class indices in [0, C), shape (...).
+        weight: optional per-class weights, shape (C,).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar tensor (or the per-example losses for ``"none"``).
+
+    Example:
+        >>> F.cross_entropy(tm.tensor([[2.0, 0.0]]), [0])   # log(1 + e^-2)
+        tensor(0.1269, dtype=float32)
+    """
     logits = _t(logits)
     labels = _class_labels(labels, logits, "cross_entropy")
     c = logits.shape[-1]
@@ -97,8 +151,19 @@ def cross_entropy(logits, labels, weight=None, reduction="mean"):
 
 
 @guard
-def nll_loss(log_probs, labels, reduction="mean"):
-    """Negative log-likelihood of integer labels under log-probabilities (..., C)."""
+def nll_loss(log_probs: Tensor | ArrayLike, labels: Tensor | ArrayLike, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer labels under log-probabilities (..., C).
+
+    ``loss = -log_probs[..., y]``; with ``F.log_softmax`` before it, this is cross-entropy.
+
+    Args:
+        log_probs: log-probabilities, shape (..., C).
+        labels: integer class indices in [0, C), shape (...).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar tensor (or the per-example losses for ``"none"``).
+    """
     log_probs = _t(log_probs)
     labels = _class_labels(labels, log_probs, "nll_loss")
     c = log_probs.shape[-1]
@@ -108,9 +173,21 @@ def nll_loss(log_probs, labels, reduction="mean"):
 
 
 @guard
-def binary_cross_entropy(probs, target, reduction="mean"):
+def binary_cross_entropy(probs: Tensor | ArrayLike, target: Tensor | ArrayLike,
+                         reduction: str = "mean") -> Tensor:
     """BCE on probabilities; logs are clamped at -100 as PyTorch does, so p = 0 or 1
-    gives a large finite loss. Prefer ``binary_cross_entropy_with_logits``."""
+    gives a large finite loss. Prefer ``binary_cross_entropy_with_logits``.
+
+    ``loss = -(t log p + (1 - t) log(1 - p))``.
+
+    Args:
+        probs: probabilities in [0, 1] (values outside raise ``ArgumentError``).
+        target: targets in [0, 1], of the same shape.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar tensor (or the elementwise losses for ``"none"``).
+    """
     probs = _t(probs)
     if probs.dtype.kind != "f":  # 0/1 integer probabilities are fine, as numbers
         probs = ops.astype(probs, np.float64)
@@ -134,9 +211,19 @@ def _clamped_log(p):
 
 
 @guard
-def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
+def binary_cross_entropy_with_logits(logits: Tensor | ArrayLike, target: Tensor | ArrayLike,
+                                     reduction: str = "mean") -> Tensor:
     """Stable BCE on logits: softplus(z) - z*t, finite for logits of +-1e4 (its gradient
-    is sigmoid(z) - t)."""
+    is sigmoid(z) - t).
+
+    Args:
+        logits: unbounded scores z.
+        target: targets t in [0, 1], of the same shape.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar tensor (or the elementwise losses for ``"none"``).
+    """
     logits = _t(logits)
     target = _t(target, logits)
     check_same_shape(logits, target, "binary_cross_entropy_with_logits")

@@ -1,16 +1,37 @@
 """``Module``: a container of parameters and sub-modules, as in PyTorch, plus
 ``functional_call``, which runs a module with another set of parameters (MAML's core)."""
+from __future__ import annotations
+
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..engine import Tensor, _mode, no_grad
 from ..errors import ArgumentError, CheckpointError, ShapeError
 
 
-def Parameter(data, dtype=None):  # noqa: N802 (reads like PyTorch's class)
+def Parameter(data: Tensor | ArrayLike, dtype: DTypeLike | None = None) -> Tensor:  # noqa: N802 (reads like PyTorch's class)
     """A leaf tensor that requires grad; assigned to a Module attribute, it is a parameter.
-    (tinymeta parameters are plain Tensors: the engine's fast paths test ``type(x) is Tensor``.)"""
+    (tinymeta parameters are plain Tensors: the engine's fast paths test ``type(x) is Tensor``.)
+
+    Args:
+        data: the initial value; a Tensor is detached (its data shared, its graph dropped).
+        dtype: the dtype for non-Tensor data (default: as ``tm.tensor``).
+
+    Returns:
+        A leaf Tensor with ``requires_grad=True``.
+
+    Example:
+        >>> class Scale(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.s = nn.Parameter(np.ones(3))
+        ...     def forward(self, x):
+        ...         return x * self.s
+    """
     t = data.detach() if isinstance(data, Tensor) else Tensor(data, dtype=dtype)
     return t.requires_grad_(True)
 
@@ -20,7 +41,23 @@ _structure = [0]  # bumped whenever any module gains or loses a parameter or sub
 
 class Module:
     """Base class: assign Tensors requiring grad and sub-Modules as attributes; define
-    ``forward``. Parameters are named by attribute path (``"0.weight"``)."""
+    ``forward``. Parameters are named by attribute path (``"0.weight"``).
+
+    Calling the module calls ``forward``; ``parameters()`` lists what an optimizer updates,
+    ``state_dict()``/``load_state_dict()`` save and restore it, and
+    ``nn.functional_call(module, params, x)`` runs it with other parameters.
+
+    Example:
+        >>> class TwoLayer(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.hidden = nn.Linear(1, 40, rng=0)
+        ...         self.out = nn.Linear(40, 1, rng=1)
+        ...     def forward(self, x):
+        ...         return self.out(tm.relu(self.hidden(x)))
+        >>> [n for n, _ in TwoLayer().named_parameters()]
+        ['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
+    """
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -51,27 +88,33 @@ class Module:
             _structure[0] += 1
         object.__setattr__(self, name, value)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation; every subclass defines it (calling the module calls it)."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def named_parameters(self, prefix=""):
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """(name, parameter) pairs, this module's own first, then each sub-module's, in the
+        order they were assigned; names are attribute paths such as ``"0.weight"``."""
         for name, p in self._parameters.items():
             yield prefix + name, p
         for name, m in self._modules.items():
             yield from m.named_parameters(prefix + name + ".")
 
-    def parameters(self):
+    def parameters(self) -> list[Tensor]:
+        """Every parameter, in the order of ``named_parameters()``."""
         return [p for _, p in self.named_parameters()]
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(path, module) for this module (path ``""``) and every sub-module below it."""
         yield prefix.rstrip("."), self
         for name, m in self._modules.items():
             yield from m.named_modules(prefix + name + ".")
 
-    def children(self):
+    def children(self) -> list[Module]:
+        """The direct sub-modules."""
         return list(self._modules.values())
 
     def zero_grad(self) -> None:
@@ -82,24 +125,35 @@ class Module:
         for p in params:
             p.grad = None
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Module:
+        """Set ``training`` on this module and every sub-module; returns ``self``."""
         for _, m in self.named_modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self):
+    def eval(self) -> Module:
+        """``train(False)``: evaluation mode; returns ``self``."""
         return self.train(False)
 
-    def num_parameters(self):
+    def num_parameters(self) -> int:
+        """The number of scalar parameters (entries of all parameter tensors)."""
         return int(sum(p.size for p in self.parameters()))
 
-    def state_dict(self):
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Parameter name -> a copy of its array."""
         return OrderedDict((n, p.data.copy()) for n, p in self.named_parameters())
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state: Mapping[str, ArrayLike], strict: bool = True) -> Module:
         """Copy arrays into the parameters. Everything is checked before anything is
-        written, so a mismatched state never leaves the module half-loaded."""
+        written, so a mismatched state never leaves the module half-loaded.
+
+        Args:
+            state: parameter name -> array of that parameter's shape.
+            strict: refuse a state whose names differ from the module's (missing or extra).
+
+        Returns:
+            ``self``.
+        """
         own = OrderedDict(self.named_parameters())
         missing = [k for k in own if k not in state]
         extra = [k for k in state if k not in own]
@@ -118,7 +172,8 @@ class Module:
                     p._bump_version()
         return self
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """What ``repr`` shows inside the parentheses (layers override it)."""
         return ""
 
     def __repr__(self):
@@ -129,11 +184,31 @@ class Module:
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
 
 
-def functional_call(module, params, *args, **kwargs):
+def functional_call(module: Module, params: Mapping[str, Tensor], *args: Any, **kwargs: Any) -> Any:
     """Run ``module(*args)`` with the tensors in ``params`` (name -> Tensor) in place of
     its own parameters, without changing the module. Parameters not named keep their
     value. The tensors may carry a leading task axis (a meta-batch of weights): layers
-    that use ``tm.linear`` broadcast over it."""
+    that use ``tm.linear`` broadcast over it.
+
+    This is how MAML evaluates the adapted parameters theta' = theta - alpha grad L(theta):
+    theta' are ordinary tensors with a graph back to theta, so the query loss computed
+    with them can be differentiated with respect to theta.
+
+    Args:
+        module: the model.
+        params: parameter name (as in ``named_parameters()``) -> tensor of the same shape.
+        args: the positional arguments of ``module.forward``.
+        kwargs: its keyword arguments.
+
+    Returns:
+        Whatever ``module(*args, **kwargs)`` returns.
+
+    Example:
+        >>> params = dict(model.named_parameters())
+        >>> grads = tm.grad(loss, list(params.values()), create_graph=True)
+        >>> fast = {k: p - 0.01 * g for (k, p), g in zip(params.items(), grads)}
+        >>> y = nn.functional_call(model, fast, x)
+    """
     slots = _slots(module)
     unknown = [k for k in params if k not in slots]
     if unknown:
@@ -168,7 +243,11 @@ def _slots(module):
     return cache[1]
 
 
-def check_same_shape(a, b, where):
+def check_same_shape(a: Tensor, b: Tensor, where: str) -> None:
+    """Raise ``ShapeError`` (naming ``where``) unless ``a`` and ``b`` have the same shape.
+
+    Losses call it so a (N, 1) prediction never broadcasts silently against an (N,) target.
+    """
     if a.shape != b.shape:
         raise ShapeError(f"{where}: input shape {a.shape} and target shape {b.shape} differ; they "
                          "must match exactly (a (N, 1) prediction against an (N,) target would "

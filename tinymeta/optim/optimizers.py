@@ -7,6 +7,10 @@ runs that rule on arrays. One call per parameter, or for Adam/AdamW one per grou
 Gradient accumulation needs nothing special: ``.grad`` adds up over ``backward()`` calls
 until ``zero_grad()``; ``step()`` uses whatever has accumulated.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 import numpy as np
 
 from .. import kernels
@@ -25,14 +29,28 @@ def _check(name, value, low=0.0, high=None, open_low=False):
         raise ArgumentError(f"{name} must be in {rng}, got {value}")
 
 
+# model.parameters(), or parameter groups: dicts with "params" and their own hyperparameters
+Params = Iterable[Tensor] | Iterable[dict]
+
+
 def _is_state_array(v):
     return np.ndim(v) > 0 or (isinstance(v, np.ndarray) and v.dtype.kind == "f")
 
 
 class Optimizer:
-    """Holds ``param_groups`` (dicts of params + hyperparameters) and per-parameter ``state``."""
+    """Holds ``param_groups`` (dicts of params + hyperparameters) and per-parameter ``state``.
 
-    def __init__(self, params, defaults):
+    The base class of every optimizer: ``step()`` checks every gradient first, then updates
+    each parameter with a gradient in place by the subclass's rule; ``zero_grad()`` forgets
+    the gradients; ``state_dict()``/``load_state_dict()`` save and restore the state.
+
+    Args:
+        params: ``model.parameters()``, or a list of dicts (parameter groups), each with
+            ``"params"`` and its own hyperparameters.
+        defaults: the hyperparameters a group gets unless it names its own.
+    """
+
+    def __init__(self, params: Params, defaults: dict):
         if params is None or isinstance(params, Tensor):
             raise ArgumentError(f"{type(self).__name__}: params must be an iterable of parameters "
                                 f"(e.g. model.parameters()), got {type(params).__name__}")
@@ -121,7 +139,7 @@ class Optimizer:
     def _update(self, p, g, state, group):
         raise NotImplementedError
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """{'state': {index: {name: array}}, 'param_groups': [hyperparameters]}: arrays and
         numbers only, so it can be saved to .npz."""
         index = {id(p): i for i, p in enumerate(self._params())}
@@ -131,7 +149,9 @@ class Optimizer:
                   for g in self.param_groups]
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, sd):
+    def load_state_dict(self, sd: dict) -> None:
+        """Restore the state and hyperparameters saved by ``state_dict()``; everything is
+        checked against this optimizer's parameters before anything changes."""
         params = self._params()
         if len(sd["param_groups"]) != len(self.param_groups):
             raise CheckpointError(f"load_state_dict: {len(sd['param_groups'])} parameter groups in "
@@ -168,10 +188,30 @@ class SGD(Optimizer):
 
     ``hypergrad_lr > 0`` adapts the learning rate online by hypergradient descent
     (Baydin et al. 2018): since p_t = p_{t-1} - lr g_{t-1}, dL/dlr = -g_t . g_{t-1}, so
-    lr <- lr + hypergrad_lr * g_t . g_{t-1} (summed over all parameters of the group)."""
+    lr <- lr + hypergrad_lr * g_t . g_{t-1} (summed over all parameters of the group).
 
-    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, hypergrad_lr=0.0):
+    The update, with d = g + wd p and momentum buffer b (b = d at the first step)::
+
+        b <- mu b + (1 - dampening) d
+        p <- p - lr b                 (Nesterov: p <- p - lr (d + mu b); mu = 0: p <- p - lr d)
+
+    Args:
+        params: ``model.parameters()``, or a list of dicts (parameter groups), each with
+            ``"params"`` and its own hyperparameters.
+        lr: the learning rate.
+        momentum: mu (0: plain SGD).
+        dampening: the dampening of the momentum buffer.
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
+        weight_decay: wd, the L2 penalty added to the gradient.
+        hypergrad_lr: the step size of the online learning-rate adaptation (0: off).
+
+    Example:
+        >>> opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        >>> opt.zero_grad(); loss.backward(); opt.step()
+    """
+
+    def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0, hypergrad_lr: float = 0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       nesterov=nesterov, weight_decay=weight_decay,
                                       hypergrad_lr=hypergrad_lr))
@@ -208,11 +248,29 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with L2 weight decay added to the gradient, as PyTorch's Adam."""
+    """Adam (Kingma & Ba 2015) with L2 weight decay added to the gradient, as PyTorch's Adam.
+
+    With g the gradient (plus wd p) at step t::
+
+        m <- b1 m + (1 - b1) g          v <- b2 v + (1 - b2) g^2
+        p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    Args:
+        params: ``model.parameters()``, or a list of dicts (parameter groups), each with
+            ``"params"`` and its own hyperparameters.
+        lr: the learning rate.
+        betas: (b1, b2), the decay rates of the moment estimates m and v.
+        eps: added to the denominator.
+        weight_decay: wd, the L2 penalty added to the gradient.
+
+    Example:
+        >>> opt = optim.Adam(model.parameters(), lr=1e-3)
+    """
 
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
@@ -244,16 +302,40 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p <- p (1 - lr wd) first."""
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p <- p (1 - lr wd) first.
+
+    Then Adam's update without the decay in the gradient (see ``Adam``); the arguments are
+    Adam's, with ``weight_decay`` defaulting to 0.01.
+    """
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
 class RMSprop(Optimizer):
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0):
+    """RMSprop (Tieleman & Hinton 2012), in PyTorch's form.
+
+    With g the gradient (plus wd p)::
+
+        s <- alpha s + (1 - alpha) g^2
+        p <- p - lr g / (sqrt(s) + eps)
+        (with momentum mu: b <- mu b + g / (sqrt(s) + eps);  p <- p - lr b)
+
+    Args:
+        params: ``model.parameters()``, or a list of dicts (parameter groups), each with
+            ``"params"`` and its own hyperparameters.
+        lr: the learning rate.
+        alpha: the decay rate of the squared-gradient average s.
+        eps: added to the denominator.
+        weight_decay: wd, the L2 penalty added to the gradient.
+        momentum: mu (0: none).
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum))
 
@@ -274,7 +356,22 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
-    def __init__(self, params, lr=1e-2, eps=1e-10, weight_decay=0.0):
+    """Adagrad (Duchi et al. 2011): each coordinate's step shrinks with its summed squared gradients.
+
+    With g the gradient (plus wd p)::
+
+        s <- s + g^2
+        p <- p - lr g / (sqrt(s) + eps)
+
+    Args:
+        params: ``model.parameters()``, or a list of dicts (parameter groups), each with
+            ``"params"`` and its own hyperparameters.
+        lr: the learning rate.
+        eps: added to the denominator.
+        weight_decay: wd, the L2 penalty added to the gradient.
+    """
+
+    def __init__(self, params: Params, lr: float = 1e-2, eps: float = 1e-10, weight_decay: float = 0.0):
         super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay))
 
     def _validate(self, g):
@@ -288,10 +385,24 @@ class Adagrad(Optimizer):
         kernels.adagrad_update(p, g, state["sum"], group["lr"], group["eps"], group["weight_decay"])
 
 
-def clip_grad_norm_(params, max_norm, norm_type=2.0):
+def clip_grad_norm_(params: Iterable[Tensor], max_norm: float, norm_type: float = 2.0) -> float:
     """Scale all gradients together so their global norm is at most ``max_norm``; returns
     the norm before clipping. Gradients are replaced, never written in place (a .grad may
-    share memory with another tensor's)."""
+    share memory with another tensor's).
+
+    Args:
+        params: the parameters (those without a gradient are skipped).
+        max_norm: the largest norm allowed.
+        norm_type: p of the p-norm over all gradient entries together (``float("inf")``: max).
+
+    Returns:
+        The total norm before clipping (0.0 when no parameter has a gradient).
+
+    Example:
+        >>> loss.backward()
+        >>> optim.clip_grad_norm_(model.parameters(), 1.0)
+        >>> opt.step()
+    """
     _check("max_norm", max_norm)
     params = [p for p in params if p.grad is not None]
     if not params:
