@@ -111,23 +111,6 @@ def test_viz_metrics_linalg_are_documented():
     assert not missing, f"{len(missing)} public names lack docs or hints:\n" + "\n".join(missing)
 
 
-# What still lacks type hints lives in files being rewritten by others as this is written; each
-# name is listed so the marker comes off when they are done (the checker then passes).
-REMAINING = (
-    "tinymeta.as_rng (checks.py): rng; "
-    "tinymeta.clip, concatenate, leaky_relu, linear, log_softmax, logsumexp, max, min, mse, reshape, "
-    "softmax, sum, transpose (ops/core.py): axis/keepdims/shape/dims/min/max/bias/activation/negative_slope; "
-    "tinymeta.Program.__init__, jit, trace (tape.py); "
-    "tinymeta.meta.MetaLearner.__init__ (meta/base.py): model, loss; "
-    "tinymeta.meta.IMAML/ANIL/CAVIA.__init__: model, loss; ProtoNet.__init__: encoder; "
-    "LearnedOptimizer.__init__: model, loss, rng (meta/imaml.py, anil.py, cavia.py, protonet.py, "
-    "learned_optimizer.py); "
-    "tinymeta.meta.tasks.Sinusoid/LinearFunctions/FewShotClassification.__init__, split_classes (meta/tasks.py); "
-    "tinymeta.data.DataLoader.__init__, train_val_test_split, one_hot, load_digits, load_mnist, "
-    "mnist1d_templates (data.py)")
-
-
-@pytest.mark.xfail(strict=False, reason=f"type hints still missing: {REMAINING}")
 def test_public_names_documented():
     missing = undocumented()
     assert not missing, f"{len(missing)} public names lack docs or hints:\n" + "\n".join(missing)

@@ -18,7 +18,7 @@ def manual_seed(seed: int) -> None:
     _global_rng = as_rng(seed)
 
 
-def as_rng(rng=None) -> np.random.Generator:
+def as_rng(rng: "int | np.random.Generator | None" = None) -> np.random.Generator:
     """An int seed, a Generator, or None (tinymeta's global generator) -> a Generator."""
     if rng is None:
         return _global_rng

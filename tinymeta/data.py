@@ -46,7 +46,8 @@ class DataLoader:
     generator so a resumed run sees the same future permutations.
     """
 
-    def __init__(self, *arrays, batch_size=32, shuffle=False, rng=None, drop_last=False):
+    def __init__(self, *arrays: np.ndarray, batch_size: int = 32, shuffle: bool = False,
+                 rng: "int | np.random.Generator | None" = None, drop_last: bool = False):
         if not arrays:
             raise ArgumentError("DataLoader needs at least one array, e.g. DataLoader(X, y)")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -108,7 +109,8 @@ def _json_object_hook(d):
 # Splits and encodings
 # ---------------------------------------------------------------------------
 
-def train_val_test_split(X, y, val=0.2, test=0.2, rng=0, stratify=False):
+def train_val_test_split(X: np.ndarray, y: np.ndarray, val: float = 0.2, test: float = 0.2,
+                         rng: "int | np.random.Generator | None" = 0, stratify: bool = False) -> tuple:
     """Shuffle and split into ``(X_tr, y_tr, X_val, y_val, X_te, y_te)``.
 
     Split sizes are ``round(fraction * n)``; with ``stratify=True`` the rounding
@@ -144,7 +146,7 @@ def train_val_test_split(X, y, val=0.2, test=0.2, rng=0, stratify=False):
     return X[tr], y[tr], X[va], y[va], X[te], y[te]
 
 
-def one_hot(y, n_classes, dtype=np.float32):
+def one_hot(y: np.ndarray, n_classes: int, dtype: "str | np.dtype" = np.float32) -> np.ndarray:
     """Encode integer labels of any shape as ``(*y.shape, n_classes)``."""
     y = np.asarray(y)
     if y.dtype.kind not in "iu":
@@ -162,7 +164,7 @@ def one_hot(y, n_classes, dtype=np.float32):
 # Datasets
 # ---------------------------------------------------------------------------
 
-def load_digits(return_X_y=True):
+def load_digits(return_X_y: bool = True) -> tuple:
     """The 8x8 handwritten digits (1797 x 64) from scikit-learn's bundled copy (offline).
 
     Returns ``(X, y)`` with ``X`` float64 scaled to [0, 1] (pixels / 16) and ``y``
@@ -214,7 +216,7 @@ def _read_idx(filename, magic, ndim, owner="load_mnist"):
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(tuple(dims))
 
 
-def load_mnist(path, kind="train"):
+def load_mnist(path: "str | os.PathLike", kind: str = "train") -> "tuple[np.ndarray, np.ndarray]":
     """Read MNIST-format IDX files from folder ``path``.
 
     ``kind="train"`` reads ``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte``,
@@ -339,7 +341,7 @@ def _mnist1d_module(owner):
 _TEMPLATE_MIN_DISTANCE = 0.2   # Euclidean, between normalised curves (the digits' closest pair: 0.38)
 
 
-def mnist1d_templates(n_classes: int, rng=None) -> np.ndarray:
+def mnist1d_templates(n_classes: int, rng: "int | np.random.Generator | None" = None) -> np.ndarray:
     """``n_classes`` new random template curves, shape (n_classes, 12), for many-class episodes.
 
     MNIST-1D draws every example by transforming one of ten hand-made 12-point curves

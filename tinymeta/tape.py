@@ -24,6 +24,7 @@ import dataclasses
 import inspect
 import re
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 
@@ -253,7 +254,8 @@ class Program:
 
     Built by ``tm.trace``; see the module docstring for what is followed and what is frozen."""
 
-    def __init__(self, fn, rec, in_tree, in_specs, in_names, out_tree, out_slots, out_kinds, events):
+    def __init__(self, fn: Callable, rec: "_Recorder", in_tree: tuple, in_specs: list, in_names: list,
+                 out_tree: tuple, out_slots: list, out_kinds: list, events: list):
         self.fn_name = getattr(fn, "__name__", "fn")
         self._in_tree, self._in_specs, self._in_names = in_tree, in_specs, in_names
         self._out_tree, self._out_kinds = out_tree, out_kinds
@@ -624,7 +626,7 @@ def _source(prog, rec):
 # ----------------------------------------------------------------------------- trace and jit
 
 
-def trace(fn, *args, **kwargs) -> Program:
+def trace(fn: Callable, *args: Any, **kwargs: Any) -> Program:
     """Run ``fn(*args, **kwargs)`` once, eagerly, recording every primitive it executes
     (backward passes included), and return the ``Program``.
 
@@ -713,7 +715,7 @@ def _close(a, b):
     return np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True)
 
 
-def jit(fn=None, *, check: bool = True, fallback: bool = False):
+def jit(fn: "Callable | None" = None, *, check: bool = True, fallback: bool = False) -> Callable:
     """``@tm.jit``: trace ``fn`` on its first call for each key (argument structure, shapes,
     dtypes and Python values), then replay.
 

@@ -4,11 +4,13 @@ Reuse? Towards Understanding the Effectiveness of MAML", ICLR 2020).
 MAML with the inner loop restricted to the network's last layer (the head): the body's
 features are reused as they are, and learned in the outer loop only.
 """
+from typing import Callable
+
 from .. import ops
 from ..engine import Tensor
 from ..errors import ArgumentError
 from ..nn.layers import Sequential
-from ..nn.module import functional_call
+from ..nn.module import Module, functional_call
 from .base import MetaLearner, check_int, check_number
 from .tasks import TaskBatch
 
@@ -33,8 +35,8 @@ class ANIL(MetaLearner):
     ``adapt`` returns every parameter: the adapted head, and the body exactly as it is.
     """
 
-    def __init__(self, model, inner_lr: float = 0.01, inner_steps: int = 1, first_order: bool = False,
-                 loss="mse"):
+    def __init__(self, model: "Module", inner_lr: float = 0.01, inner_steps: int = 1, first_order: bool = False,
+                 loss: "str | Callable" = "mse"):
         super().__init__(model, loss)
         self.inner_lr = check_number("ANIL", "inner_lr", inner_lr)
         self.inner_steps = check_int("ANIL", "inner_steps", inner_steps)

@@ -8,6 +8,8 @@ with per-task weights (batched matmul inside ``tm.linear``), and the inner loss 
 theta_T, so one ``tm.grad`` of that sum gives every task its own gradient at once, and
 gradients flow back to theta through the broadcast (summed over tasks).
 """
+from typing import Callable
+
 import numpy as np
 
 from .. import ops
@@ -56,7 +58,7 @@ class MetaLearner:
     # only). A learner whose meta-gradient is computed outside the tape sets it False.
     traceable = True
 
-    def __init__(self, model, loss="mse"):
+    def __init__(self, model: Module, loss: "str | Callable" = "mse"):
         if not isinstance(model, Module):
             raise ArgumentError(f"{type(self).__name__}: model must be a tinymeta nn.Module, got "
                                 f"{type(model).__name__}")

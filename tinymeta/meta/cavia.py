@@ -4,11 +4,14 @@ Whiteson, ICML 2019).
 The network's weights are shared by all tasks and learned in the outer loop only; what a
 task adapts is a small context vector fed to the network as extra inputs.
 """
+from typing import Callable
+
 import numpy as np
 
 from .. import ops
 from ..engine import Tensor
 from ..errors import ShapeError
+from ..nn.module import Module  # noqa: F401  (annotations)
 from .base import MetaLearner, check_int, check_number
 from .tasks import TaskBatch
 
@@ -32,8 +35,8 @@ class CAVIA(MetaLearner):
         cavia = meta.CAVIA(nn.MLP([1 + 5, 40, 40, 1]), num_context=5)
     """
 
-    def __init__(self, model, num_context: int = 5, inner_lr: float = 1.0, inner_steps: int = 1,
-                 first_order: bool = False, loss="mse"):
+    def __init__(self, model: "Module", num_context: int = 5, inner_lr: float = 1.0, inner_steps: int = 1,
+                 first_order: bool = False, loss: "str | Callable" = "mse"):
         super().__init__(model, loss)
         self.num_context = check_int("CAVIA", "num_context", num_context)
         self.inner_lr = check_number("CAVIA", "inner_lr", inner_lr)

@@ -4,11 +4,14 @@ Gradients", NeurIPS 2019). The meta-gradient without differentiating through the
 Model-agnostic like MAML, but the memory of the meta-gradient does not grow with the number
 of inner steps: only the end point of the inner optimisation matters.
 """
+from typing import Callable
+
 import numpy as np
 
 from .. import ops
 from ..engine import Tensor, enable_grad, grad, is_grad_enabled
 from ..function import Function
+from ..nn.module import Module  # noqa: F401  (annotations)
 from .base import MetaLearner, check_int, check_number
 from .tasks import TaskBatch
 
@@ -64,8 +67,8 @@ class IMAML(MetaLearner):
 
     traceable = False  # the implicit gradient is solved by CG on arrays, outside the tape
 
-    def __init__(self, model, inner_lr: float = 0.01, inner_steps: int = 10, lam: float = 2.0,
-                 cg_steps: int = 5, loss="mse"):
+    def __init__(self, model: "Module", inner_lr: float = 0.01, inner_steps: int = 10, lam: float = 2.0,
+                 cg_steps: int = 5, loss: "str | Callable" = "mse"):
         super().__init__(model, loss)
         self.inner_lr = check_number("IMAML", "inner_lr", inner_lr)
         self.inner_steps = check_int("IMAML", "inner_steps", inner_steps)

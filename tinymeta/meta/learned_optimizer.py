@@ -3,6 +3,8 @@ de Freitas, "Learning to learn by gradient descent by gradient descent", NeurIPS
 learn the parameter-update rule itself, not just its step sizes (Meta-SGD) or its
 starting point (MAML).
 """
+from typing import Callable
+
 import numpy as np
 
 from .. import ops
@@ -10,6 +12,7 @@ from ..creation import as_rng
 from ..engine import Tensor, enable_grad, grad, no_grad
 from ..nn.layers import MLP
 from ..nn.module import Parameter
+from ..nn.module import Module  # noqa: F401  (annotations)
 from .base import MetaLearner, check_int
 from .tasks import TaskBatch
 
@@ -50,8 +53,9 @@ class LearnedOptimizer(MetaLearner):
     ``adapt(x, y, steps)`` runs the learned rule for ``steps`` steps (any number).
     """
 
-    def __init__(self, model, inner_steps: int = 5, hidden: int = 20, learn_init: bool = False,
-                 first_order: bool = False, loss="mse", rng=None):
+    def __init__(self, model: "Module", inner_steps: int = 5, hidden: int = 20, learn_init: bool = False,
+                 first_order: bool = False, loss: "str | Callable" = "mse",
+                 rng: "int | np.random.Generator | None" = None):
         super().__init__(model, loss)
         self.inner_steps = check_int("LearnedOptimizer", "inner_steps", inner_steps)
         self.hidden = check_int("LearnedOptimizer", "hidden", hidden)

@@ -9,6 +9,7 @@ import numpy as np
 from .. import ops
 from ..engine import Tensor
 from ..errors import ArgumentError, ShapeError
+from ..nn.module import Module  # noqa: F401  (annotations)
 from .base import MetaLearner
 from .tasks import TaskBatch
 
@@ -30,7 +31,7 @@ class ProtoNet(MetaLearner):
     other learners). ``predict(params, x)`` returns the logits. Labels are 0..N-1.
     """
 
-    def __init__(self, encoder):
+    def __init__(self, encoder: "Module"):
         super().__init__(encoder, loss="cross_entropy")
 
     def embed(self, x) -> Tensor:

@@ -74,8 +74,8 @@ class Sinusoid:
     with the paper's defaults (0.1..5, 0..pi, -5..5) and no noise.
     """
 
-    def __init__(self, k_support=10, k_query=10, amp_range=(0.1, 5.0), phase_range=(0, np.pi),
-                 x_range=(-5, 5), dtype=np.float32):
+    def __init__(self, k_support: int = 10, k_query: int = 10, amp_range: tuple = (0.1, 5.0),
+                 phase_range: tuple = (0, np.pi), x_range: tuple = (-5, 5), dtype: "str | np.dtype" = np.float32):
         self.k_support = integer("Sinusoid", "k_support", k_support)
         self.k_query = integer("Sinusoid", "k_query", k_query)
         self.amp_range = low_high("Sinusoid", "amp_range", amp_range)
@@ -116,8 +116,8 @@ class LinearFunctions:
     (``params["b"]``, shape (n,)). y has shape (n, k, 1).
     """
 
-    def __init__(self, dim=5, k_support=10, k_query=10, noise=0.1, weight_scale=1.0, bias=False,
-                 dtype=np.float32):
+    def __init__(self, dim: int = 5, k_support: int = 10, k_query: int = 10, noise: float = 0.1,
+                 weight_scale: float = 1.0, bias: bool = False, dtype: "str | np.dtype" = np.float32):
         self.dim = integer("LinearFunctions", "dim", dim)
         self.k_support = integer("LinearFunctions", "k_support", k_support)
         self.k_query = integer("LinearFunctions", "k_query", k_query)
@@ -171,7 +171,8 @@ class LinearFunctions:
         return w.astype(self.dtype)
 
 
-def split_classes(y, n_test_classes, rng=None):
+def split_classes(y: np.ndarray, n_test_classes: int,
+                  rng: "int | np.random.Generator | None" = None) -> "tuple[np.ndarray, np.ndarray]":
     """Randomly partition the labels of ``y`` into disjoint ``(train_classes, test_classes)`` (sorted)."""
     classes = np.unique(np.asarray(y))
     n_test = integer("split_classes", "n_test_classes", n_test_classes)
@@ -192,7 +193,8 @@ class FewShotClassification:
     ``params["classes"]`` gives the original label of each new label.
     """
 
-    def __init__(self, X, y, n_way=5, k_shot=1, k_query=15, classes=None, dtype=np.float32):
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_way: int = 5, k_shot: int = 1, k_query: int = 15,
+                 classes: "np.ndarray | None" = None, dtype: "str | np.dtype" = np.float32):
         owner = "FewShotClassification"
         self.n_way = integer(owner, "n_way", n_way)
         self.k_shot = integer(owner, "k_shot", k_shot)

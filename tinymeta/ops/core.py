@@ -349,7 +349,7 @@ def _sum_to_fwd(x, shape):
     return out.reshape(shape)
 
 
-def _shape_args(x, shape):
+def _shape_args(x, shape: "int | Tuple[int, ...]"):
     shape = (shape,) if isinstance(shape, (int, np.integer)) else shape
     return (x,), {"shape": tuple(operator.index(s) for s in shape)}
 
@@ -374,7 +374,11 @@ def _astype_fwd(x, dtype):
     return x.astype(dtype)
 
 
+def _astype_args(x, dtype: "str | np.dtype"):
+    return (x,), {"dtype": np.dtype(dtype)}
+
+
 astype = defop("astype", _astype_fwd, lambda g, o, a, dtype: astype(g, a.dtype),
-               args=lambda x, dtype: ((x,), {"dtype": np.dtype(dtype)}),
+               args=_astype_args,
                doc="``x`` converted to ``dtype``; the gradient is converted back.",
             src="{0}.astype(np.{dtype})")

@@ -111,9 +111,13 @@ relu = defop("relu", kernels.relu, lambda g, o, a: relu_backward(g, o), doc="max
             src="np.maximum({0}, 0)")
 
 
+def _slope_args(x, negative_slope: float = 0.01):
+    return (x,), {"negative_slope": float(negative_slope)}
+
+
 leaky_relu = defop("leaky_relu", lambda x, negative_slope=0.01: _float_like(np.where(x > 0, x, x * negative_slope), x),
                    lambda g, o, a, negative_slope=0.01: where(greater(a, 0), g, g * negative_slope),
-                   args=lambda x, negative_slope=0.01: ((x,), {"negative_slope": float(negative_slope)}),
+                   args=_slope_args,
                    doc="x where x > 0, else negative_slope * x.",
             src="np.where({0} > 0, {0}, {0} * {negative_slope})")
 softplus = defop("softplus", lambda x: _float_like(np.logaddexp(0.0, x), x), lambda g, o, a: g * sigmoid(a),
@@ -130,9 +134,13 @@ def _clip_vjp(g, o, a, min=None, max=None):  # noqa: A002
     return g
 
 
+def _clip_args(x, min: "float | None" = None, max: "float | None" = None):  # noqa: A002
+    return (x,), {"min": min, "max": max}
+
+
 clip = defop("clip", lambda x, min=None, max=None: np.clip(x, min, max),  # noqa: A002
              _clip_vjp,
-             args=lambda x, min=None, max=None: ((x,), {"min": min, "max": max}),  # noqa: A002
+             args=_clip_args,
              doc="x limited to [min, max]; the gradient passes only where x is inside.",
             src="np.clip({0}, {min}, {max})")
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import kernels
 from ..errors import ArgumentError, ShapeError
-from .core import Op, astype, count, data, defop, keepdims_shape, norm_axis
+from .core import Axis, Op, TensorLike, astype, count, data, defop, keepdims_shape, norm_axis
 from .elementwise import equal, relu_backward
 from .linalg import matmul_arrays, matmul_tn
 from .reductions import softmax, sum
@@ -51,7 +51,7 @@ class _Linear(Op):
         return [rule(g, x, w, b) if n else None for rule, n in zip(_LINEAR_RULES, need)]
 
 
-def _linear_args(x, weight, bias=None, activation=None):
+def _linear_args(x, weight, bias: "TensorLike | None" = None, activation: "str | None" = None):
     if activation not in (None, "relu"):
         raise ArgumentError(f"linear: activation must be None or 'relu', got {activation!r}")
     xs, ws = np.shape(data(x)), np.shape(data(weight))
@@ -73,12 +73,12 @@ linear = defop("linear", None, op=_Linear("linear", _linear_fwd, _LINEAR_RULES,
 # ----------------------------------------------------------------------------- mse
 
 
-def _mse_args(pred, target, axis=None):
+def _mse_args(pred, target, axis: Axis = None):
     nd = max(np.ndim(data(pred)), np.ndim(data(target)))
     return (pred, target), {"axis": norm_axis(axis, nd, "mse")}
 
 
-def _mse_grad_args(g, pred, target, axis=None):
+def _mse_grad_args(g, pred, target, axis: Axis = None):
     nd = max(np.ndim(data(pred)), np.ndim(data(target)))
     return (g, pred, target), {"axis": norm_axis(axis, nd, "mse_grad")}
 

@@ -14,7 +14,7 @@ from .elementwise import equal, exp, isfinite, where
 from .shape import reshape
 
 
-def _reduce_args(x, axis=None, keepdims=False):
+def _reduce_args(x, axis: Axis = None, keepdims: bool = False):
     return (x,), {"axis": norm_axis(axis, np.ndim(data(x)), "reduction"), "keepdims": bool(keepdims)}
 
 
@@ -97,7 +97,7 @@ def _softmax_fwd(x, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def _one_axis(x, axis=-1):
+def _one_axis(x, axis: int = -1):
     return (x,), {"axis": norm_axis(axis, np.ndim(data(x)), "softmax")}
 
 

@@ -16,14 +16,18 @@ from .core import Axis, Op, TensorLike, as_tensor, broadcast_to, check_axis, dat
 
 # ----------------------------------------------------------------------------- reshape family
 
+def _reshape_args(x, *shape: "int | Sequence[int]"):
+    return (x,), {"shape": norm_shape(shape)}
+
+
 reshape = defop("reshape", np.reshape, lambda g, o, a, shape: reshape(g, a.shape), view=True,
-                args=lambda x, *shape: ((x,), {"shape": norm_shape(shape)}),
+                args=_reshape_args,
                 doc="``x`` with a new shape of the same size (a view when NumPy can make one); "
                     "the shape as ints or one tuple, -1 for one inferred size.",
             src="np.reshape({0}, {shape})")
 
 
-def _transpose_args(x, *dims, axes=None):
+def _transpose_args(x, *dims: "int | Sequence[int]", axes: "Sequence[int] | None" = None):
     nd = np.ndim(data(x))
     if dims:
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
@@ -170,7 +174,7 @@ class _Concat(Op):
         return grads
 
 
-def _concat_args(tensors, axis=0):
+def _concat_args(tensors: Sequence[TensorLike], axis: int = 0):
     tensors = tuple(tensors)
     if not tensors:
         raise ShapeError("concatenate: needs at least one tensor")
