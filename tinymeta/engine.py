@@ -451,9 +451,10 @@ def _check_versions(t, node):
 
 
 def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=None):
-    """The backward pass shared by ``Tensor.backward`` and ``tm.grad``, in four steps:
-    order the graph, prune it to what leads to ``inputs``, then walk it newest first,
-    each node's op turning its output gradient into its inputs' gradients.
+    """The backward pass shared by ``Tensor.backward`` and ``tm.grad``, in three steps:
+    order the graph (``_toposort``), prune it to what leads to ``inputs`` (``_prune``), then
+    walk it newest first: each node's op turns its output's gradient into its inputs'
+    gradients, which add up in ``grads``; a leaf's ends in its ``.grad`` (``_accumulate``).
 
     Returns a dict tensor -> gradient for the tensors in ``inputs`` (when given),
     otherwise accumulates into ``.grad`` of every leaf reached. ``hook(t, node, g, gins)``,
@@ -467,6 +468,7 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
         grads[r] = grads[r] + g if r in grads else g
     results, given = {}, set()
     want = set(inputs) if inputs is not None else None
+    anomaly = _mode.anomaly
     prev_mode = _mode.grad_enabled
     _mode.grad_enabled = create_graph  # the rules record a graph only when asked to
     # Non-finite gradients are detect_anomaly's to report, with the op named; NumPy's
@@ -480,10 +482,34 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
                 continue
             if want is not None and t in want:
                 results[t] = g
-            if t._node is not None:
-                _step(t, g, grads, masks, retain_graph, hook, order)
-            elif want is None:
-                _accumulate(t, g, create_graph, given)
+            node = t._node
+            if node is None:
+                if want is None:
+                    _accumulate(t, g, create_graph, given)
+                continue
+            # One step: the node's op turns t's gradient into its inputs' (in their shapes).
+            if _mode.last_inplace >= node.seq:
+                _check_versions(t, node)
+            ins = node.inputs
+            need = masks.get(node, node.need) if masks else node.need
+            if True not in need:
+                continue  # an input of tm.grad that leads to no other input: its graph stays
+            tape = _mode.tape
+            if tape is not None:  # tm.trace labels what the rule runs with its op
+                outer = tape.enter_rule(t, node.op.name)
+            gins = node.op.backward(g, t, ins, need, node.kwargs)
+            if tape is not None:
+                tape.leave_rule(outer)
+            if hook is not None:
+                hook(t, node, g, gins)
+            if anomaly and any(gi is not None and not np.isfinite(gi.data).all() for gi in gins):
+                _raise_anomaly(order, node, t)
+            for p, gi in zip(ins, gins):
+                if gi is not None:
+                    prev = grads.get(p)
+                    grads[p] = gi if prev is None else prev + gi
+            if not retain_graph:
+                node.inputs = None  # free what the graph saved, as soon as it is used
     finally:
         _mode.grad_enabled = prev_mode
         errstate.__exit__(None, None, None)
@@ -511,33 +537,6 @@ def _prune(order, want):
             if mask != node.need:
                 masks[node] = mask
     return order, masks
-
-
-def _step(t, g, grads, masks, retain_graph, hook, order):
-    """One backward step: the gradients of ``t``'s node's inputs, added into ``grads``."""
-    node = t._node
-    if _mode.last_inplace >= node.seq:
-        _check_versions(t, node)
-    ins = node.inputs
-    need = masks.get(node, node.need) if masks else node.need
-    if True not in need:
-        return  # an input of tm.grad that leads to no other input: its own graph stays intact
-    tape = _mode.tape
-    if tape is not None:  # tm.trace labels what the rule runs with the op it belongs to
-        outer = tape.enter_rule(t, node.op.name)
-    gins = node.op.backward(g, t, ins, need, node.kwargs)  # in each input's shape and dtype
-    if tape is not None:
-        tape.leave_rule(outer)
-    if hook is not None:
-        hook(t, node, g, gins)
-    if _mode.anomaly and any(gi is not None and not np.isfinite(gi.data).all() for gi in gins):
-        _raise_anomaly(order, node, t)
-    for p, gi in zip(ins, gins):
-        if gi is not None:
-            prev = grads.get(p)
-            grads[p] = gi if prev is None else prev + gi
-    if not retain_graph:
-        node.inputs = None  # free what the graph saved, as soon as it is used
 
 
 def _accumulate(leaf, g, create_graph, given):

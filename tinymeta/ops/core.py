@@ -48,9 +48,8 @@ class Op:
         """Gradients for the inputs, each in its input's shape and dtype (None where not needed).
 
         Written out for one and two inputs, the shapes of most of a graph: on small networks
-        each call saved here is a measurable part of a backward pass."""
-        if type(self).vjp is not Op.vjp:
-            return self._fitted(self.vjp(g, out, inputs, need, kwargs), inputs, need)
+        each call saved here is a measurable part of a backward pass. (An op with a ``vjp`` of
+        its own gets ``backward_from_vjp`` as its ``backward``.)"""
         vjps = self.vjps
         if len(inputs) == 1:
             p = inputs[0]
@@ -60,9 +59,25 @@ class Op:
             return (None if gi is None else fit_gradient(self.name, 0, gi, p),)
         if len(inputs) == 2 and not kwargs:
             a, b = inputs
-            return (self._fit(0, vjps[0](g, out, a, b), a) if need[0] else None,
-                    self._fit(1, vjps[1](g, out, a, b), b) if need[1] else None)
+            ga = vjps[0](g, out, a, b) if need[0] else None
+            gb = vjps[1](g, out, a, b) if need[1] else None
+            if ga is not None and not (type(ga) is Tensor and ga.data.shape == a.data.shape
+                                       and ga.data.dtype is a.data.dtype):
+                ga = fit_gradient(self.name, 0, ga, a)
+            if gb is not None and not (type(gb) is Tensor and gb.data.shape == b.data.shape
+                                       and gb.data.dtype is b.data.dtype):
+                gb = fit_gradient(self.name, 1, gb, b)
+            return ga, gb
         return self._fitted(self.vjp(g, out, inputs, need, kwargs), inputs, need)
+
+    def backward_from_vjp(self, g, out, inputs, need, kwargs):
+        """``backward`` for ops that override ``vjp``: their rule's results, fitted."""
+        return self._fitted(self.vjp(g, out, inputs, need, kwargs), inputs, need)
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "vjp" in cls.__dict__ and "backward" not in cls.__dict__:
+            cls.backward = Op.backward_from_vjp
 
     def _fit(self, i, gi, p):
         if gi is None or (type(gi) is Tensor and gi.data.shape == p.data.shape and gi.data.dtype is p.data.dtype):
@@ -93,9 +108,9 @@ def fit_gradient(where, i, gi, p):
             raise ShapeError(f"{where}: the backward rule returned a gradient of shape {gd.shape} for "
                              f"input {i}, which has shape {pd.shape}; a gradient must have its input's "
                              "shape (or a shape that input was broadcast to)")
-        gi = sum_to(gi, pd.shape)
+        gi = sum_to.call(gi, shape=pd.shape)
     if gi.data.dtype is not pd.dtype and gi.data.dtype != pd.dtype:
-        gi = astype(gi, pd.dtype)
+        gi = astype.call(gi, dtype=pd.dtype)
     return gi
 
 
@@ -173,8 +188,8 @@ def _binary(op):
 
 
 def _unary(op):
-    """Fast path for one-tensor ops that are not views (exp, tanh, sum, ...)."""
-    fwd = op.forward
+    """Fast path for one-tensor ops (exp, tanh, sum, reshape, ...)."""
+    fwd, view = op.forward, op.view
 
     def run(a, **kwargs):
         if type(a) is not Tensor:
@@ -185,10 +200,12 @@ def _unary(op):
             raise translate(op.name, (a,), exc) from exc
         if type(out) is not np.ndarray:
             out = np.asarray(out)
+        # A view shares its input's version counter: in-place changes to either are changes to both.
+        vc = a._vc if view and np.may_share_memory(out, a.data) else None
         if _mode.grad_enabled and a.requires_grad:
-            res = _wrap(out, Node(op, (a,), kwargs, _NEED1))
+            res = _wrap(out, Node(op, (a,), kwargs, _NEED1), vc)
         else:
-            res = _wrap(out)
+            res = _wrap(out, None, vc)
         if _mode.tape is not None:
             _mode.tape.record(op, (a,), kwargs, res)
         return res
@@ -207,12 +224,13 @@ def defop(name, forward, *vjps, view=False, reads_inputs=True, args=None, op=Non
     op = op or Op(name, forward, vjps, view, reads_inputs)
     if src is not None:
         op.src = src
+    fast = None
     if args is None and len(vjps) == 2 and not view:
         run = _binary(op)
-    elif args is None and len(vjps) == 1 and not view:
+    elif args is None and len(vjps) == 1:
         run = _unary(op)
     else:
-        fast = _unary(op) if len(op.vjps or ()) == 1 and not view else None
+        fast = _unary(op) if len(op.vjps or ()) == 1 else None
 
         def run(*call_args, **call_kwargs):
             if args is not None:
@@ -226,6 +244,11 @@ def defop(name, forward, *vjps, view=False, reads_inputs=True, args=None, op=Non
                 return fast(*call_args, **call_kwargs)
             return apply(op, *call_args, **call_kwargs)
     run.op = op
+    # ``call``: the op with options already in canonical form (keyword, normalised), for the
+    # derivative rules, which always pass them so: it skips ``args`` (a measurable cost in
+    # a backward pass of a small network). Users call the op itself.
+    run.call = fast if args is not None and fast is not None else (run if args is None else
+                                                                   (lambda *a, **k: apply(op, *a, **k)))
     run.__name__ = run.__qualname__ = name
     run.__module__ = "tinymeta.ops"
     run.__doc__ = doc
@@ -283,6 +306,11 @@ def data(x):
     return x.data if type(x) is Tensor else x
 
 
+def ndim(x):
+    """How many axes ``x`` has (a Tensor, an array, a number or a list)."""
+    return x.data.ndim if type(x) is Tensor else np.ndim(x)
+
+
 def as_tensor(x):
     """``x`` as a Tensor (no copy for a Tensor; constants get the default float dtype)."""
     return x if type(x) is Tensor else _wrap(_to_array(x))
@@ -334,6 +362,8 @@ def norm_shape(shape):
     """A shape given as several ints or as one tuple/list -> a tuple of ints (2.5 is no size)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
+        if type(shape) is tuple and all(type(s) is int for s in shape):
+            return shape  # the common case, from the rules: nothing to convert
     return tuple(operator.index(s) for s in shape)
 
 
@@ -350,18 +380,19 @@ def _sum_to_fwd(x, shape):
 
 
 def _shape_args(x, shape: "int | Tuple[int, ...]"):
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else shape
-    return (x,), {"shape": tuple(operator.index(s) for s in shape)}
+    if type(shape) is not tuple:  # a tuple passes as it is: the rules call this with shapes
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(operator.index(s) for s in shape)
+    return (x,), {"shape": shape}
 
 
 broadcast_to = defop("broadcast_to", np.broadcast_to,
-                     lambda g, o, a, shape: sum_to(g, a.shape),
+                     lambda g, o, a, shape: sum_to.call(g, shape=a.shape),
                      view=True, args=_shape_args,
                      doc="``x`` broadcast to ``shape`` (a read-only view); its rule sums back.",
             src="np.broadcast_to({0}, {shape})")
 
 sum_to = defop("sum_to", _sum_to_fwd,
-               lambda g, o, a, shape: broadcast_to(g, a.shape),
+               lambda g, o, a, shape: broadcast_to.call(g, shape=a.shape),
                args=_shape_args,
                doc="Sum ``x`` over the axes broadcasting added or stretched, down to ``shape``.",
             src="sum_to({0}, {shape})")
@@ -378,7 +409,7 @@ def _astype_args(x, dtype: "str | np.dtype"):
     return (x,), {"dtype": np.dtype(dtype)}
 
 
-astype = defop("astype", _astype_fwd, lambda g, o, a, dtype: astype(g, a.dtype),
+astype = defop("astype", _astype_fwd, lambda g, o, a, dtype: astype.call(g, dtype=a.dtype),
                args=_astype_args,
                doc="``x`` converted to ``dtype``; the gradient is converted back.",
             src="{0}.astype(np.{dtype})")

@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import kernels
 from ..errors import ArgumentError, ShapeError
-from .core import Axis, Op, TensorLike, astype, count, data, defop, keepdims_shape, norm_axis
+from ..engine import Tensor
+from .core import Axis, Op, TensorLike, astype, count, defop, keepdims_shape, ndim, norm_axis
 from .elementwise import equal, relu_backward
 from .linalg import matmul_arrays, matmul_tn
 from .reductions import softmax, sum
@@ -54,7 +55,8 @@ class _Linear(Op):
 def _linear_args(x, weight, bias: "TensorLike | None" = None, activation: "str | None" = None):
     if activation not in (None, "relu"):
         raise ArgumentError(f"linear: activation must be None or 'relu', got {activation!r}")
-    xs, ws = np.shape(data(x)), np.shape(data(weight))
+    xs = x.data.shape if type(x) is Tensor else np.shape(x)
+    ws = weight.data.shape if type(weight) is Tensor else np.shape(weight)
     if len(ws) < 2 or not xs or xs[-1] != ws[-1]:
         raise ShapeError(f"linear: the input has shape {xs} and the weight (out_features, in_features) "
                          f"has shape {ws}; the input's last dimension must equal in_features"
@@ -74,25 +76,30 @@ linear = defop("linear", None, op=_Linear("linear", _linear_fwd, _LINEAR_RULES,
 
 
 def _mse_args(pred, target, axis: Axis = None):
-    nd = max(np.ndim(data(pred)), np.ndim(data(target)))
-    return (pred, target), {"axis": norm_axis(axis, nd, "mse")}
+    if axis is None:
+        return (pred, target), _ALL_AXES
+    return (pred, target), {"axis": norm_axis(axis, max(ndim(pred), ndim(target)), "mse")}
 
 
 def _mse_grad_args(g, pred, target, axis: Axis = None):
-    nd = max(np.ndim(data(pred)), np.ndim(data(target)))
-    return (g, pred, target), {"axis": norm_axis(axis, nd, "mse_grad")}
+    if axis is None:
+        return (g, pred, target), _ALL_AXES
+    return (g, pred, target), {"axis": norm_axis(axis, max(ndim(pred), ndim(target)), "mse_grad")}
+
+
+_ALL_AXES = {"axis": None}  # shared, read-only: the options of a whole-array mse
 
 
 # pred and target may broadcast against each other: counts and shapes are the broadcast
 # shape's (the machinery then sums each gradient back to its input's shape).
 def _mse_grad_vjp_g(gg, o, g, pred, target, axis=None):
     n = count(o.shape, axis)
-    return sum(gg * (pred - target), axis=axis) * (2.0 / n if n else 0.0)
+    return sum.call(gg * (pred - target), axis=axis, keepdims=False) * (2.0 / n if n else 0.0)
 
 
 def _mse_grad_vjp_pred(gg, o, g, pred, target, axis=None):
     n = count(o.shape, axis)
-    return reshape(g, keepdims_shape(o.shape, axis)) * (2.0 / n if n else 0.0) * gg
+    return reshape.call(g, shape=keepdims_shape(o.shape, axis)) * (2.0 / n if n else 0.0) * gg
 
 
 # mse's derivative w.r.t. pred, g * 2/n * (pred - target), as a primitive of its own so a
@@ -104,8 +111,8 @@ mse_grad = defop("mse_grad", kernels.mse_backward, _mse_grad_vjp_g, _mse_grad_vj
             src="mse_grad({0}, {1}, {2}, axis={axis})")
 
 mse = defop("mse", kernels.mse,
-            lambda g, o, p, t, axis=None: mse_grad(g, p, t, axis=axis),
-            lambda g, o, p, t, axis=None: -mse_grad(g, p, t, axis=axis),
+            lambda g, o, p, t, axis=None: mse_grad.call(g, p, t, axis=axis),
+            lambda g, o, p, t, axis=None: -mse_grad.call(g, p, t, axis=axis),
             args=_mse_args,
             doc="Mean squared error over ``axis`` (all axes by default) in one node: the loss of "
                 "every regression task, one per task with ``axis`` covering the trailing axes.",

@@ -9,22 +9,23 @@ import numpy as np
 
 from ..errors import ShapeError, guard
 from ..engine import Tensor
-from .core import Axis, TensorLike, as_tensor, astype, broadcast_to, count, data, defop, keepdims_shape, norm_axis
+from .core import Axis, TensorLike, as_tensor, astype, broadcast_to, count, defop, keepdims_shape, ndim, norm_axis
 from .elementwise import equal, exp, isfinite, where
 from .shape import reshape
 
 
 def _reduce_args(x, axis: Axis = None, keepdims: bool = False):
-    return (x,), {"axis": norm_axis(axis, np.ndim(data(x)), "reduction"), "keepdims": bool(keepdims)}
+    return (x,), {"axis": None if axis is None else norm_axis(axis, ndim(x), "reduction"),
+                  "keepdims": keepdims is True or bool(keepdims)}
 
 
 def _spread(g, a, axis, keepdims):
     """The output gradient of a reduction of ``a`` over ``axis``, in keepdims form."""
-    return g if keepdims else reshape(g, keepdims_shape(a.shape, axis))
+    return g if keepdims else reshape.call(g, shape=keepdims_shape(a.shape, axis))
 
 
 sum = defop("sum", lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims),  # noqa: A001
-            lambda g, o, a, axis=None, keepdims=False: broadcast_to(_spread(g, a, axis, keepdims), a.shape),
+            lambda g, o, a, axis=None, keepdims=False: broadcast_to.call(_spread(g, a, axis, keepdims), shape=a.shape),
             args=_reduce_args,
             doc="Sum over ``axis`` (an int, a tuple, or None for all axes).",
             src="np.sum({0}, axis={axis}, keepdims={keepdims})")
@@ -98,16 +99,16 @@ def _softmax_fwd(x, axis=-1):
 
 
 def _one_axis(x, axis: int = -1):
-    return (x,), {"axis": norm_axis(axis, np.ndim(data(x)), "softmax")}
+    return (x,), {"axis": norm_axis(axis, ndim(x), "softmax")}
 
 
 softmax = defop("softmax", _softmax_fwd,
-                lambda g, o, a, axis: o * (g - sum(g * o, axis=axis, keepdims=True)),
+                lambda g, o, a, axis: o * (g - sum.call(g * o, axis=axis, keepdims=True)),
                 args=_one_axis,
                 doc="exp(x) / sum(exp(x)) along ``axis`` (default the last), max-shifted for stability.",
             src="softmax({0}, axis={axis})")
 log_softmax = defop("log_softmax", lambda x, axis: x - _lse_fwd(x, axis=axis, keepdims=True),
-                    lambda g, o, a, axis: g - exp(o) * sum(g, axis=axis, keepdims=True),
+                    lambda g, o, a, axis: g - exp(o) * sum.call(g, axis=axis, keepdims=True),
                     args=_one_axis,
                     doc="x - logsumexp(x) along ``axis`` (default the last): stable log-probabilities.",
             src="log_softmax({0}, axis={axis})")

@@ -20,7 +20,7 @@ def _reshape_args(x, *shape: "int | Sequence[int]"):
     return (x,), {"shape": norm_shape(shape)}
 
 
-reshape = defop("reshape", np.reshape, lambda g, o, a, shape: reshape(g, a.shape), view=True,
+reshape = defop("reshape", np.reshape, lambda g, o, a, shape: reshape.call(g, shape=a.shape), view=True,
                 args=_reshape_args,
                 doc="``x`` with a new shape of the same size (a view when NumPy can make one); "
                     "the shape as ints or one tuple, -1 for one inferred size.",
