@@ -558,12 +558,13 @@ def _autodiff_grads(f, args, idx, f0, rtol):
         try:
             out = f(*targs)
         except Exception as exc:  # any failure only means: this reference is unavailable
-            return None, (f"f raised {type(exc).__name__} on tm.Tensor inputs, as NumPy code "
-                          f"may ({_short(exc)})")
+            return None, (f"f is NumPy code (on tm.Tensor inputs it raised "
+                          f"{type(exc).__name__}: {_short(exc)}); written with tinymeta ops it "
+                          "would give an exact second reference")
         if not isinstance(out, Tensor):
-            return None, ("on tm.Tensor inputs f returned a NumPy value, not a Tensor (NumPy "
-                          "functions turn tensors into plain arrays); write f with tinymeta ops "
-                          "to get this exact second reference")
+            return None, ("f is NumPy code (on tm.Tensor inputs it returned a plain array: "
+                          "NumPy functions drop the graph); written with tinymeta ops it would "
+                          "give an exact second reference")
         if out.size != 1:
             return None, f"f returned a tensor of shape {out.shape} on tm.Tensor inputs"
         if abs(out.item() - f0) > 1e-8 * max(1.0, abs(f0)):
@@ -864,7 +865,7 @@ def _name(fn):
 
 def _short(exc):
     text = str(exc).split("\n")[0]
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 50 else text[:47] + "..."
 
 
 def _fmt_index(e):
