@@ -358,3 +358,13 @@ def test_cli_checks_a_users_function(tmp_path):
 def test_cli_without_a_function_still_checks_the_ops(tmp_path):
     out = _cli("--op", "matmul 2-D", cwd=tmp_path)
     assert out.returncode == 0 and "1 of 1 ops pass" in out.stdout, out.stdout + out.stderr
+
+
+def test_the_readme_shows_the_report_its_code_prints(capsys):
+    import re
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text.split("## Check a derivation written in NumPy", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    shown = re.search(r"```text\n(.*?)```", section, flags=re.S).group(1)
+    exec(compile(code, "README check_grad block", "exec"), {"np": np, "tm": tm})
+    assert capsys.readouterr().out == shown
