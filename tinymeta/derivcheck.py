@@ -592,8 +592,9 @@ def _autodiff_hessian(f, x):
         try:
             out = f(t)
             if not isinstance(out, Tensor) or out.size != 1 or not out.requires_grad:
-                return None, (f"f returned {type(out).__name__} on a tm.Tensor input (NumPy "
-                              "functions drop the graph)")
+                return None, ("f is NumPy code (on a tm.Tensor input it returned a plain "
+                              "array: NumPy functions drop the graph); written with tinymeta ops "
+                              "it would give an exact second reference")
             (g,) = _tm_grad(out.sum(), [t], create_graph=True, allow_unused=True)
             if g is None:
                 return np.zeros((x.size, x.size)), None
@@ -605,8 +606,9 @@ def _autodiff_hessian(f, x):
                 rows.append(np.zeros(x.size) if hj is None else hj.data.reshape(-1))
             return np.array(rows, dtype=np.float64), None
         except Exception as exc:
-            return None, (f"f raised {type(exc).__name__} on a tm.Tensor input ({_short(exc)}); "
-                          "that is expected for NumPy code")
+            return None, (f"f is NumPy code (on a tm.Tensor input it raised "
+                          f"{type(exc).__name__}); written with tinymeta ops it would give an "
+                          "exact second reference")
     finally:
         set_default_dtype(old)
 
