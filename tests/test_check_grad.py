@@ -220,6 +220,22 @@ def test_layer_with_a_pre_activation_exactly_at_zero():
     assert {k.element for k in rep["x"].kinks} == {(0, j) for j in range(5)}
 
 
+def test_a_kink_the_hand_value_agrees_with_is_still_listed():
+    # abs at 0: the central difference (0) happens to equal sign(0); still not a derivative
+    rep = tm.check_grad(lambda x: np.sum(np.abs(x)), np.sign, np.array([0.0, 1.0, -2.0]))
+    assert rep and [k.element for k in rep[0].kinks] == [(0,)] and rep[0].checked == 2
+
+
+def test_a_jump_in_the_second_derivative_is_no_false_alarm():
+    # max(x, 0)^2 is differentiable at 0 (derivative 0), but its central difference is off by
+    # O(h) there, not O(h^2); the check allows for what the step refinement measures
+    f = lambda x: np.sum(np.maximum(x, 0.0) ** 2)  # noqa: E731
+    x = np.array([0.0, 1.0, -1.0])
+    rep = tm.check_grad(f, lambda x: 2 * np.maximum(x, 0.0), x)
+    assert rep and not rep[0].kinks, rep
+    assert not tm.check_grad(f, lambda x: 2 * np.maximum(x, 0.0) + 1e-3, x)
+
+
 def test_smooth_steep_functions_are_not_mistaken_for_kinks():
     x = np.random.default_rng(4).uniform(-1, 1, 6)
     rep = tm.check_grad(lambda x: np.sum(np.exp(4 * x) + np.sin(30 * x)),
