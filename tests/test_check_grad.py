@@ -98,6 +98,17 @@ def test_correct_layer_backward_passes():
     assert all(c.rel_error["central differences"] < 1e-7 for c in rep.inputs)
 
 
+def test_backward_without_a_cache_gets_the_inputs():
+    x = np.random.default_rng(6).standard_normal((3, 4))
+    rep = tm.check_backward(np.tanh, lambda dout, x: dout * (1 - np.tanh(x) ** 2), x)
+    assert rep, rep
+    rep = tm.check_backward(lambda a, b: a * b, lambda dout, ab: (dout * ab[1], dout * ab[0]),
+                            x, x[::-1].copy())
+    assert rep, rep
+    with pytest.raises(tm.ArgumentError, match="cache=True"):
+        tm.check_backward(np.tanh, lambda dout, c: dout, x, cache=True)
+
+
 def test_autodiff_is_a_second_reference_when_f_runs_on_tensors():
     theta, X, y = _data()
     rep = tm.check_grad(logreg_loss_tm, logreg_grad, theta, X, y, wrt=0)

@@ -58,7 +58,7 @@ points with exact zeros (zero-initialised inputs, ``x = 0`` rows) do.
 """
 import inspect
 import warnings
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class InputCheck:
     """
 
     def __init__(self, name: str, shape: Tuple[int, ...], hand: np.ndarray, reference: np.ndarray,
-                 rel_error: dict, checked: int, failures: List[Failure], kinks: List[Kink],
+                 rel_error: Dict[str, float], checked: int, failures: List[Failure], kinks: List[Kink],
                  hint: Optional[str], shape_note: Optional[str] = None):
         self.name, self.shape, self.hand, self.reference = name, tuple(shape), hand, reference
         self.rel_error, self.checked, self.failures, self.kinks = rel_error, checked, failures, kinks
@@ -424,7 +424,7 @@ def _first_order(title, fun, hand_fn, f_for_tensors, args, idx, names, notes, ep
     references = [FD]
     ad = None
     if autodiff:
-        ad, why = _autodiff_grads(f_for_tensors, args, idx, f0, rtol)
+        ad, why = _autodiff_grads(f_for_tensors, args, idx, f0)
         if ad is None:
             notes.append(f"{AD} not used: {why}")
         else:
@@ -455,8 +455,8 @@ def _first_order(title, fun, hand_fn, f_for_tensors, args, idx, names, notes, ep
         best_ref, best_rel = st["ref"], st["rel"]
         if ad is not None:
             a = ad[m]
-            noise = np.full(a.shape, _AD_NOISE * eps_m * max(float(np.abs(a).max(initial=0.0)),
-                                                              1e-300))
+            scale = max(float(np.abs(a).max(initial=0.0)), 1e-300)
+            noise = np.full(a.shape, _AD_NOISE * eps_m * scale)
             rel_ad = _rel(h, a, noise, rtol)
             rel_error[AD] = float(rel_ad[counted].max(initial=0.0))
             fail |= (rel_ad > rtol) & counted
@@ -471,10 +471,11 @@ def _first_order(title, fun, hand_fn, f_for_tensors, args, idx, names, notes, ep
         hint = None
         if failures or shape_notes[m]:
             others = {names[j]: hands[k] for k, j in enumerate(idx) if k != m}
-            hint = _hint(h, best_ref, fail, counted, args, names, i, others, shape_notes[m],
-                         rtol, fail_kink)
+            hint = _hint(h, best_ref, fail, counted, args, names, others, shape_notes[m], rtol,
+                         fail_kink)
         checks.append(InputCheck(names[i], args[i].shape, h, best_ref, rel_error,
-                                 int(counted.sum()), failures, kinks, hint, shape_notes[m]))
+                                 int(counted.sum() + fail_kink.sum()), failures, kinks, hint,
+                                 shape_notes[m]))
     return DerivativeReport(title, checks, references, notes, precision, rtol, eps)
 
 
@@ -562,7 +563,7 @@ class _CentralDifferences:
                 "central": self.central, "left": left, "right": right}
 
 
-def _autodiff_grads(f, args, idx, f0, rtol):
+def _autodiff_grads(f, args, idx, f0):
     """Gradients of f by tinymeta autodiff, if f runs on float64 tensors; else (None, why)."""
     old = get_default_dtype()
     set_default_dtype("float64")  # constants f makes with tm.tensor(...) join in float64
@@ -630,7 +631,7 @@ def _autodiff_hessian(f, x):
 
 # ---------------------------------------------------------------------------------- hints
 
-def _hint(h, r, fail, counted, args, names, i, others, shape_note, rtol, fail_kink):
+def _hint(h, r, fail, counted, args, names, others, shape_note, rtol, fail_kink):
     """Name the pattern in the errors of one input, in words a person can act on."""
     tol = max(_HINT_TOL, 10 * rtol)
     hc, rc = h[counted], r[counted]
@@ -670,7 +671,8 @@ def _hint(h, r, fail, counted, args, names, i, others, shape_note, rtol, fail_ki
         return (pre + f"the hand gradient is 0 at the {n_bad} wrong element(s): a missing term, "
                 "or a mask that zeroes too much?")
     if fail[counted].all() and rc.size and np.abs(rc).max() > 0:
-        return pre + f"all {n} elements wrong, with no simple pattern (not a constant factor, sign or transpose)"
+        return pre + (f"all {n} elements wrong, with no simple pattern (not a constant factor, "
+                      "sign or transpose)")
     return pre + (f"{n_bad} of {n} elements wrong, with no simple pattern (not a constant factor, "
                   "sign or transpose); look at the elements listed")
 
