@@ -212,7 +212,7 @@ def test_relu_at_zero_is_a_kink_not_a_failure():
         assert rep[0].checked == 4
         k = rep[0].kinks[0]
         assert (k.left, k.right) == (pytest.approx(0.0, abs=1e-6), pytest.approx(2.0, rel=1e-6))
-        assert "not counted" in str(rep)
+        assert "not counted" in str(rep) and "only at the kinks" in rep[0].hint
 
 
 def test_a_value_outside_both_slopes_at_a_kink_still_fails():

@@ -473,6 +473,9 @@ def _first_order(title, fun, hand_fn, f_for_tensors, args, idx, names, notes, ep
             others = {names[j]: hands[k] for k, j in enumerate(idx) if k != m}
             hint = _hint(h, best_ref, fail, counted, args, names, others, shape_notes[m], rtol,
                          fail_kink)
+        elif kinks and (_rel(h, st["central"], fd.noise, rtol)[kink_mask] > rtol).any():
+            hint = ("the hand values differ from the references only at the kinks (a ReLU-like "
+                    "function at 0), where any value between the slopes is valid: not counted")
         checks.append(InputCheck(names[i], args[i].shape, h, best_ref, rel_error,
                                  int(counted.sum() + fail_kink.sum()), failures, kinks, hint,
                                  shape_notes[m]))
