@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import tinymeta as tm
-from tinymeta.derivcheck import PrecisionWarning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -260,7 +259,7 @@ def test_smooth_steep_functions_are_not_mistaken_for_kinks():
 
 def test_float32_inputs_get_a_clear_warning_and_a_float64_check():
     theta, X, y = _data()
-    with pytest.warns(PrecisionWarning, match="float32.*float64 copy"):
+    with pytest.warns(tm.PrecisionWarning, match="float32.*float64 copy"):
         rep = tm.check_grad(logreg_loss, logreg_grad, theta.astype(np.float32), X, y, wrt=0)
     assert rep and rep.precision == "float64", rep
 
@@ -269,10 +268,10 @@ def test_f_computing_in_float32_loosens_the_check_and_says_so():
     x = np.random.default_rng(5).standard_normal(5)
     f32 = lambda x: np.sum(np.tanh(x.astype(np.float32)) ** 2)  # noqa: E731
     g = lambda x: 2 * np.tanh(x) * (1 - np.tanh(x) ** 2)  # noqa: E731
-    with pytest.warns(PrecisionWarning, match="computes in float32"):
+    with pytest.warns(tm.PrecisionWarning, match="computes in float32"):
         rep = tm.check_grad(f32, g, x)
     assert rep and rep.precision == "float32" and rep.rtol == 1e-2, rep
-    with pytest.warns(PrecisionWarning):
+    with pytest.warns(tm.PrecisionWarning):
         assert not tm.check_grad(f32, lambda x: -g(x), x)  # still catches a sign
 
 
