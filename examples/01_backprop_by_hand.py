@@ -4,17 +4,14 @@ A tiny network, x -> tanh(x W1 + b1) W2 + b2 -> mean squared error, differentiat
 once by hand in NumPy, applying the chain rule one line at a time (each step printed),
 and once by tinymeta's reverse mode. The two must agree to rounding. Then we look inside
 the engine: ``tm.viz.trace_backward`` prints what every backward step received and sent,
-and ``tm.viz.to_dot`` writes the graph as Graphviz DOT text (rendered to PNG here).
+and ``tm.viz.draw`` draws the graph with its gradients (``tm.viz.to_dot`` gives it as Graphviz
+text). Last, micrograd's classic scalar example, L = (a*b + c)*f, traced and drawn.
 """
 import os
-import re
-import shutil
-import subprocess
-
 import numpy as np
 
 import tinymeta as tm
-from _common import parse_args, pyplot, savefig, section
+from _common import parse_args, savefig, section
 
 
 def show(name, value, formula):
@@ -77,7 +74,7 @@ def main():
     # Notice: mean() is sum() then mul by 1/N (two steps); "-" means "no gradient needed"
     # (x and y are constants); and the add for b2 sends a (4, 1) gradient that the engine
     # then sums over the sample axis to b2's shape (1,), our "sum over samples" above.
-    print("\ntm.viz.trace_backward(loss): each op's incoming gradient norm and what it sends on")
+    print("\ntm.viz.trace_backward(loss): what each op received and what it sent to each input")
     tm.viz.trace_backward(t_loss, retain_graph=True)  # keep the graph so we can draw it
 
     section("Hand-derived vs tinymeta gradients")
@@ -89,59 +86,32 @@ def main():
         print(f"{name:<6} {str(mine.shape):<8} {err:>26.2e}")
     print(f"agree to rounding: {worst < 1e-12}")
 
-    section("The graph, as Graphviz DOT")
-    # After backward, leaves show the norm of their gradient.
-    dot = tm.viz.to_dot(t_loss)
+    section("The graph, drawn")
+    # tm.viz.draw lays the graph out left to right (leaves first) with matplotlib alone:
+    # each box shows its op, shape and, after backward, its gradient (|g| for large ones).
+    title = "the loss's graph: parameters blue, data grey, gradients after backward"
+    fig = tm.viz.draw(t_loss, title=title)
+    savefig(fig, args, "graph.png")
     dot_path = os.path.join(args.out, "graph.dot")
     with open(dot_path, "w") as f:
-        f.write(dot + "\n")
-    print(f"  wrote {dot_path} ({dot.count('->')} edges); render with: dot -Tpng {dot_path} -o graph.png")
-    png_path = os.path.join(args.out, "graph.png")
-    if shutil.which("dot"):
-        subprocess.run(["dot", "-Tpng", dot_path, "-o", png_path], check=True)
-        print(f"  wrote {png_path} (Graphviz)")
-    else:
-        # No Graphviz here: draw the same DOT text with matplotlib, layered by depth.
-        savefig(draw_dot(dot), args, "graph.png")
+        f.write(tm.viz.to_dot(t_loss) + "\n")
+    print(f"  wrote {dot_path} (the same graph as Graphviz DOT text: dot -Tpng {dot_path} -o g.png)")
 
-
-def draw_dot(dot):
-    """A small matplotlib drawing of tinymeta's DOT output (nodes and edges only):
-    leaves at the bottom, each op one row above its highest input, the loss on top."""
-    labels = dict(re.findall(r'^\s*(t\d+) \[label="([^"]*)"', dot, flags=re.M))
-    edges = re.findall(r"^\s*(t\d+) -> (t\d+);", dot, flags=re.M)
-    params = set(re.findall(r"^\s*(t\d+) \[.*fillcolor", dot, flags=re.M))
-    inputs = {n: [a for a, b in edges if b == n] for n in labels}
-    depth = {}
-
-    def level(n):
-        if n not in depth:
-            depth[n] = 0 if not inputs[n] else 1 + max(level(a) for a in inputs[n])
-        return depth[n]
-
-    for n in labels:
-        level(n)
-    rows = {}
-    for n in sorted(labels, key=lambda n: labels[n]):
-        rows.setdefault(depth[n], []).append(n)
-    pos = {n: (i - (len(r) - 1) / 2, d) for d, r in rows.items() for i, n in enumerate(r)}
-
-    plt = pyplot()
-    width = max(len(r) for r in rows.values())
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * width), 1.25 * (len(rows) + 1)))
-    for a, b in edges:
-        (x0, y0), (x1, y1) = pos[a], pos[b]
-        ax.annotate("", xy=(x1, y1 - 0.22), xytext=(x0, y0 + 0.22),
-                    arrowprops=dict(arrowstyle="->", color="0.4"))
-    for n, (px, py) in pos.items():
-        color = "#dbe9ff" if n in params else "white"
-        ax.text(px, py, labels[n].replace("\\n", "\n"), ha="center", va="center", fontsize=8,
-                family="monospace", bbox=dict(boxstyle="round", fc=color, ec="0.3"))
-    ax.set_xlim(-width / 2 - 0.2, width / 2 + 0.2)
-    ax.set_ylim(-0.6, len(rows) - 0.4)
-    ax.axis("off")
-    ax.set_title("tinymeta graph of the loss (blue: parameters, with |grad| after backward)")
-    return fig
+    section("micrograd's classic example: L = (a*b + c) * f")
+    # Scalars, so every box and trace line shows signed values: dL/dc = f = -2 and
+    # dL/da = f*b = 6, as in Karpathy's micrograd walkthrough.
+    a, b, c, f = (tm.tensor(v, dtype="float64", requires_grad=True, name=n)
+                  for v, n in ((2.0, "a"), (-3.0, "b"), (10.0, "c"), (-2.0, "f")))
+    e = a * b
+    e.name = "e"
+    d = e + c
+    d.name = "d"
+    L = d * f
+    L.name = "L"
+    tm.viz.trace_backward(L, retain_graph=True, legend=False)  # legend printed above
+    print(f"dL/da = {a.grad.item():g}, dL/db = {b.grad.item():g}, dL/dc = {c.grad.item():g}, "
+          f"dL/df = {f.grad.item():g}")
+    savefig(tm.viz.draw(L, title="micrograd's example, drawn by tm.viz.draw"), args, "micrograd.png")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Linear regression two ways: gradient descent vs the closed form.
 
-The design documents' first program: 100 samples with 10 features, a linear model
+The classic first program: 100 samples with 10 features, a linear model
 ``nn.Linear(10, 1)`` trained on the mean squared error. We fit it
 
 1. by full-batch gradient descent, written out as a plain loop (forward, backward, step),
-2. with the documents' own recipe: Adam, mini-batches of 32, 100 epochs (``train.fit``),
+2. with the usual deep-learning recipe: Adam, mini-batches of 32, 100 epochs (``train.fit``),
 3. in closed form: theta = pinv([X, 1]) y, the least-squares optimum through the
    Moore-Penrose pseudo-inverse (``tm.linalg.pinv``),
 
@@ -26,8 +26,8 @@ def main():
     adam_epochs = 10 if args.quick else 100
 
     # ------------------------------------------------------------------ data
-    # y = X w_true + 0.5 + noise, like the documents' 100 x 10 training set (their target
-    # formula has a shape bug, so we write the intended linear one), plus a test set.
+    # y = X w_true + 0.5 + noise: a 100 x 10 training set with a known linear answer,
+    # plus a test set.
     n_train, n_test, d = 100, 100, 10
     w_true = rng.normal(size=(d, 1))
     X = rng.normal(size=(n_train + n_test, d)).astype(np.float32)
@@ -47,7 +47,7 @@ def main():
     gd_w, gd_b = model.weight.numpy()[0], model.bias.numpy()[0]
     print(f"{gd_steps} steps of SGD(lr=0.1): train MSE {gd_losses[0]:.4f} -> {gd_losses[-1]:.4f}")
 
-    section("2. The design documents' loop: Adam, batch 32 (tinymeta.train.fit)")
+    section("2. The usual recipe: Adam, batch 32 (tinymeta.train.fit)")
     adam_model = nn.Linear(d, 1, rng=args.seed)
     hist = fit(adam_model, F.mse_loss, optim.Adam(adam_model.parameters(), lr=0.01),
                (X_tr, y_tr), val=(X_te, y_te), epochs=adam_epochs, batch_size=32, rng=args.seed)

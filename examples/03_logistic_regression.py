@@ -1,6 +1,6 @@
 """Logistic regression, with the derivation's gradient checked three ways.
 
-The design documents derive, for p = sigmoid(theta^T x) and the mean cross-entropy
+The textbook derivation gives, for p = sigmoid(theta^T x) and the mean cross-entropy
 L(theta) = -(1/N) sum [y log p + (1-y) log(1-p)], the gradient
 
     dL/dtheta = -(1/N) sum_i (y_i - sigmoid(theta^T x_i)) x_i.
@@ -84,7 +84,7 @@ def main():
                       [tm.tensor(theta, dtype="float64", requires_grad=True)])
     print(f"tm.gradcheck on the loss: {ok}")
 
-    # The documents' section 4.2 also writes a variant with an extra factor
+    # A variant often written by mistake carries an extra factor
     # sigmoid(1 - sigmoid). The check tells us at once that it is not this loss's gradient:
     # it is the gradient of a different loss, (1/2N) sum (y - p)^2 on the probabilities.
     s = sigmoid(Xa_tr @ theta)

@@ -1,6 +1,6 @@
 """An MLP classifier on handwritten digits: loss and accuracy curves, confusion matrix.
 
-The design documents' model is a fully connected network with one hidden layer of 64
+The classic beginner's model is a fully connected network with one hidden layer of 64
 ReLU units and a 10-way softmax output, trained with Adam on MNIST (784 pixels) with 20%
 of the training images held out for validation. Here:
 
@@ -24,7 +24,7 @@ def extra(parser):
                         help="folder with the MNIST IDX files: then the 784-64-10 model runs on MNIST "
                              "(about 20 s per epoch on one core: a few minutes in all)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[64], metavar="H",
-                        help="hidden layer sizes (default: 64, the documents' single hidden layer)")
+                        help="hidden layer sizes (default: 64, one hidden layer)")
     parser.add_argument("--epochs", type=int, help="epochs (default 60 on digits, 10 on MNIST)")
 
 
@@ -35,7 +35,7 @@ def load(args):
         X_test, y_test = load_mnist(args.mnist, "test")
         if args.quick:  # a slice, so the smoke test stays a smoke test
             X, y, X_test, y_test = X[:2000], y[:2000], X_test[:500], y_test[:500]
-        # The documents' validation_split=0.2: the last 20% of the training images.
+        # Keras-style validation_split=0.2: the last 20% of the training images.
         n_val = len(X) // 5
         return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:], X_test, y_test, "MNIST"
     X, y = load_digits()
@@ -58,8 +58,8 @@ def main():
     section("Model and training")
     sizes = [X_tr.shape[1], *args.hidden, 10]
     # Linear -> ReLU -> ... -> Linear. No softmax layer: F.cross_entropy takes logits
-    # (softmax + log + NLL fused, stable for any logits). The documents put a softmax in
-    # the model *and* used a loss that applies its own: a classic double-softmax slip.
+    # (softmax + log + NLL fused, stable for any logits). A softmax layer in the model
+    # *and* a loss that applies its own would be the classic double-softmax slip.
     model = nn.MLP(sizes, activation="relu", rng=args.seed)
     print(f"MLP {'-'.join(map(str, sizes))}: {model.num_parameters()} parameters")
     print(model)

@@ -1,15 +1,15 @@
-"""The design documents' "MetaNet": a 10-5-1 ReLU regression network trained with SGD.
+""""MetaNet", a classic first network: 10-5-1 ReLU regression trained with SGD.
 
-The documents' program, line for line on tinymeta: ``class MetaNet(nn.Module)`` with
+The beginner's program, line for line on tinymeta: ``class MetaNet(nn.Module)`` with
 ``layer1 = Linear(10, 5)``, ``layer2 = Linear(5, 1)``, ReLU between them, the MSE loss,
 ``optim.SGD(lr=0.01)`` and full-batch steps on 100 samples.
 
 Two changes, each for a reason the output shows:
 
-* the documents' data are ``randn`` inputs *and* ``randn`` targets: there is nothing to
+* the usual toy data are ``randn`` inputs *and* ``randn`` targets: there is nothing to
   learn. We train on that too, and see the test loss never beat "predict the mean";
   the main run uses targets from a hidden "teacher" 10-5-1 network plus noise;
-* the documents score the model by ``round(output) == target``, an accuracy that means
+* the usual toy script scores the model by ``round(output) == target``, an accuracy that means
   nothing for real-valued targets; we report the test MSE and R^2 instead.
 """
 import numpy as np
@@ -21,7 +21,7 @@ from _common import parse_args, pyplot, savefig, section
 
 
 class MetaNet(nn.Module):
-    """The documents' network, written as a Module subclass (as one would in PyTorch)."""
+    """The network, written as a Module subclass (as one would in PyTorch)."""
 
     def __init__(self, rng=None):
         super().__init__()
@@ -35,7 +35,7 @@ class MetaNet(nn.Module):
 
 
 def train(model, X, y, X_test, y_test, epochs, lr):
-    """The documents' loop: zero_grad, forward, loss, backward, step (full batch)."""
+    """The training loop: zero_grad, forward, loss, backward, step (full batch)."""
     optimizer = optim.SGD(model.parameters(), lr=lr)
     train_curve, test_curve = [], []
     for _ in range(epochs):
@@ -64,10 +64,10 @@ def main():
         y_teacher = teacher(X).numpy()
     y_teacher = (y_teacher - y_teacher.mean()) / y_teacher.std()
     y_signal = (y_teacher + 0.1 * rng.normal(size=y_teacher.shape)).astype(np.float32)
-    y_noise = rng.normal(size=(n_train + n_test, 1)).astype(np.float32)  # the documents' targets
+    y_noise = rng.normal(size=(n_train + n_test, 1)).astype(np.float32)  # targets with nothing to learn
 
     runs = {}
-    for name, y in (("teacher targets", y_signal), ("pure-noise targets (the documents')", y_noise)):
+    for name, y in (("teacher targets", y_signal), ("pure-noise targets", y_noise)):
         section(f"MetaNet 10-5-1, SGD lr 0.01, {epochs} full-batch epochs: {name}")
         model = MetaNet(rng=args.seed)
         tr, te = train(model, X[:n_train], y[:n_train], X[n_train:], y[n_train:], epochs, lr=0.01)
@@ -76,14 +76,14 @@ def main():
         baseline = float(np.mean((y[n_train:] - y[:n_train].mean()) ** 2))  # predict the train mean
         r2 = metrics.r2_score(y[n_train:], pred)
         print(f"{'epoch':>6} {'train MSE':>10} {'test MSE':>9}")
-        for e in (0, min(99, epochs - 1), epochs // 4, epochs // 2, epochs - 1):
+        for e in sorted({0, min(99, epochs - 1), epochs // 4, epochs // 2, epochs - 1}):
             print(f"{e + 1:>6} {tr[e]:>10.4f} {te[e]:>9.4f}")
         print(f"test MSE {te[-1]:.4f} vs {baseline:.4f} for predicting the mean; test R^2 {r2:.3f}")
         runs[name] = (tr, te, baseline, pred, y[n_train:])
     # What to notice: with a teacher, the test loss falls with the train loss (R^2 near 1).
     # With noise targets the train loss falls too (61 parameters memorising 100 points)
     # while the test loss climbs far above the baseline: overfitting, nothing to learn.
-    # And the documents' 100 epochs at lr 0.01 is far from converged in either case.
+    # And the toy script's usual 100 epochs at lr 0.01 is far from converged either way.
 
     # ------------------------------------------------------------------ plots
     plt = pyplot()
@@ -92,7 +92,7 @@ def main():
         ax.plot(np.arange(1, epochs + 1), tr, label="train")
         ax.plot(np.arange(1, epochs + 1), te, "--", label="test")
         ax.axhline(baseline, color="gray", lw=1, ls=":", label="predict the mean")
-        ax.axvline(100, color="tab:red", lw=0.8, label="the documents stop here")
+        ax.axvline(100, color="tab:red", lw=0.8, label="100 epochs (the toy script's usual stop)")
         ax.set(xscale="log", xlabel="epoch", ylabel="MSE", title=f"MetaNet on {name}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -3,6 +3,7 @@ one-line way to save a figure. Kept tiny on purpose: the examples themselves are
 teaching material, this is only plumbing.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -40,8 +41,36 @@ def pyplot():
     return _pyplot()
 
 
+def integer_ticks(fig):
+    """Epochs, iterations and steps are counts: on a linear axis labelled with one of them,
+    put ticks on whole numbers only (a few epochs would otherwise get ticks at 0.5, 1.5)."""
+    from matplotlib.ticker import MaxNLocator
+    for ax in fig.axes:
+        label = ax.get_xlabel().lower()
+        if ax.get_xscale() == "linear" and any(w in label for w in ("epoch", "iteration", "step")):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _describe(fig, filename):
+    """What a figure shows, as JSON-ready data: titles, axis labels, ticks, legend labels.
+    Written beside the PNGs when TINYMETA_PLOT_INDEX names a file (the tests read it)."""
+    axes = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        axes.append(dict(title=ax.get_title(), xlabel=ax.get_xlabel(), ylabel=ax.get_ylabel(),
+                         xscale=ax.get_xscale(), xticks=[float(t) for t in ax.get_xticks()],
+                         xlim=[float(v) for v in ax.get_xlim()],
+                         legend=[t.get_text() for t in legend.get_texts()] if legend else []))
+    return dict(file=filename, suptitle=fig._suptitle.get_text() if fig._suptitle else "", axes=axes)
+
+
 def savefig(fig, args, filename):
     """Save ``fig`` as a PNG in the output folder, close it, and say where it went."""
+    integer_ticks(fig)
+    index = os.environ.get("TINYMETA_PLOT_INDEX")
+    if index:
+        with open(index, "a") as f:
+            f.write(json.dumps(_describe(fig, filename)) + "\n")
     path = os.path.join(args.out, filename)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     pyplot().close(fig)

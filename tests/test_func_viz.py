@@ -1,5 +1,5 @@
 """tm.func (grad, value_and_grad, jacobian, hessian, hvp, vjp) against known derivatives and
-finite differences, and tm.viz (to_dot, trace_backward)."""
+finite differences, and tm.viz (draw, to_dot, trace_backward)."""
 import re
 
 import numpy as np
@@ -321,7 +321,8 @@ def test_trace_backward_prints_one_line_per_op_and_matches_backward(capsys):
     lines = tm.viz.trace_backward(loss)
     printed = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert isinstance(lines, list) and len(lines) == 3
-    assert printed == [line for line in lines]
+    assert printed[:3] == lines  # the steps, then the legend
+    assert printed[3:] == list(tm.viz.LEGEND)
     for line, op in zip(lines, ["sum", "tanh", "matmul"]):  # in backward order
         assert op in line
     np.testing.assert_allclose(x.grad.data, x2.grad.data, rtol=1e-6)
@@ -335,5 +336,240 @@ def test_trace_backward_with_shared_subexpressions(capsys):
     lines = tm.viz.trace_backward(loss)
     capsys.readouterr()
     assert len(lines) == 4  # sum, add, mul, exp: one line per op node
-    assert sum("exp" in line for line in lines) == 1
+    assert sum(line.startswith("exp ") for line in lines) == 1
     np.testing.assert_allclose(x.grad.data, 2 * np.exp(2 * x.data) + np.exp(x.data))
+
+
+# ----------------------------------------------------------------------------- viz.draw
+
+
+def _micrograd():
+    """Karpathy's micrograd example: L = (a*b + c) * f, so dL/dc = f = -2, dL/da = f*b = 6."""
+    a, b, c, f = (tm.tensor(v, dtype="float64", requires_grad=True, name=n)
+                  for v, n in ((2.0, "a"), (-3.0, "b"), (10.0, "c"), (-2.0, "f")))
+    e = a * b
+    e.name = "e"
+    d = e + c
+    d.name = "d"
+    L = d * f
+    L.name = "L"
+    return (a, b, c, f), L
+
+
+def _close(*figs):
+    plt = tm.plotting.pyplot()
+    for fig in figs:
+        plt.close(fig)
+
+
+def _boxes_and_edges(fig):
+    """What was drawn: each box as (text, (x0, y0, x1, y1)) in data coordinates, and each
+    edge as its polyline, read back from the figure's artists."""
+    ax = fig.axes[0]
+    patches = [p for p in ax.patches if p.get_gid() == "box"]
+    texts = [t for t in ax.texts if t.get_gid() == "label"]
+    boxes = []
+    for p in patches:
+        x0, y0 = p.get_x(), p.get_y()
+        x1, y1 = x0 + p.get_width(), y0 + p.get_height()
+        inside = [t.get_text() for t in texts
+                  if x0 <= t.get_position()[0] <= x1 and y0 <= t.get_position()[1] <= y1]
+        assert len(inside) == 1, inside
+        boxes.append((inside[0], (x0, y0, x1, y1)))
+    edges = [np.column_stack(line.get_data()) for line in ax.lines if line.get_gid() == "edge"]
+    return boxes, edges
+
+
+def _segment_hits_box(p, q, box, eps=1e-9):
+    """Whether segment p-q meets the closed rectangle (Liang-Barsky clipping)."""
+    x0, y0, x1, y1 = box
+    t0, t1 = 0.0, 1.0
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    for den, num in ((-dx, p[0] - x0), (dx, x1 - p[0]), (-dy, p[1] - y0), (dy, y1 - p[1])):
+        if abs(den) < eps:
+            if num < -eps:
+                return False
+            continue
+        t = num / den
+        if den < 0:
+            t0 = max(t0, t)
+        else:
+            t1 = min(t1, t)
+        if t0 > t1 + eps:
+            return False
+    return True
+
+
+def _touches(point, box, tol=0.2):
+    x0, y0, x1, y1 = box
+    return x0 - tol <= point[0] <= x1 + tol and y0 - 1e-6 <= point[1] <= y1 + 1e-6
+
+
+def _assert_no_edge_through_a_box(fig):
+    boxes, edges = _boxes_and_edges(fig)
+    assert edges
+    for pts in edges:
+        ends = [i for i, (_, b) in enumerate(boxes) if _touches(pts[0], b) or _touches(pts[-1], b)]
+        assert len(ends) == 2, "each edge starts at one box and ends at another"
+        for i, (text, box) in enumerate(boxes):
+            if i in ends:
+                continue
+            for p, q in zip(pts, pts[1:]):
+                assert not _segment_hits_box(p, q, box), f"an edge runs through the box {text!r}"
+
+
+def test_segment_box_check_itself():
+    box = (0.0, 0.0, 1.0, 1.0)
+    assert _segment_hits_box((-1, 0.5), (2, 0.5), box)       # straight through
+    assert _segment_hits_box((-1, -1), (2, 2), box)          # diagonally through
+    assert not _segment_hits_box((-1, 1.5), (2, 1.5), box)   # above
+    assert not _segment_hits_box((-1, 0.0 - 2), (0.5, -0.1), box)
+
+
+def test_draw_micrograd_example_shows_signed_values_and_gradients(tmp_path):
+    (a, b, c, f), L = _micrograd()
+    L.backward(retain_graph=True)
+    path = tmp_path / "g.png"
+    fig = tm.viz.draw(L, str(path))
+    assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
+    boxes, edges = _boxes_and_edges(fig)
+    assert len(boxes) == 7 and len(edges) == 6  # a b c f e d L; six input edges
+    by_name = {t.splitlines()[0].split()[0]: t for t, _ in boxes}  # "a", or "e = mul"
+    assert set(by_name) == {"a", "b", "c", "f", "e", "d", "L"}
+    for name, value, grad in (("a", "2", "6"), ("b", "-3", "-4"), ("c", "10", "-2"),
+                              ("f", "-2", "4"), ("e", "-6", "-2"), ("d", "4", "-2"), ("L", "-8", "1")):
+        lines = by_name[name].splitlines()
+        assert f"value {value}" in lines and f"grad {grad}" in lines, (name, lines)
+        assert "scalar" in lines
+    assert by_name["e"].startswith("e = mul") and by_name["d"].startswith("d = add")
+    _assert_no_edge_through_a_box(fig)
+    _close(fig)
+
+
+def test_draw_before_backward_shows_no_gradients_and_grads_true_forces_them():
+    (a, b, c, f), L = _micrograd()
+    fig = tm.viz.draw(L)
+    assert not any("grad" in t for t, _ in _boxes_and_edges(fig)[0])
+    fig2 = tm.viz.draw(L, grads=True)
+    assert any("grad 6" in t for t, _ in _boxes_and_edges(fig2)[0])
+    assert a.grad is None  # drawing never accumulates into .grad
+    _close(fig, fig2)
+
+
+def test_draw_names_parameters_shows_shapes_and_routes_long_edges_between_boxes():
+    from tinymeta import nn
+    model = nn.MLP([2, 3, 3, 1], activation="tanh", rng=0)
+    x = tm.tensor(np.ones((4, 2)), name="x")
+    first = model.parameters()[0]
+    loss = (model(x) ** 2).mean() + 0.1 * (first ** 2).sum()  # a long edge from the first weight
+    loss.backward(retain_graph=True)
+    fig = tm.viz.draw(loss, names=model)
+    text = "\n".join(t for t, _ in _boxes_and_edges(fig)[0])
+    for name, p in model.named_parameters():
+        assert name in text
+        assert "shape " + "x".join(map(str, p.shape)) in text
+    assert "|g|=" in text  # large gradients as norms
+    _assert_no_edge_through_a_box(fig)
+    _close(fig)
+
+
+def test_draw_second_order_graph():
+    t = tm.tensor(0.5, dtype="float64", requires_grad=True, name="t")
+    (d1,) = tm.grad(t.tanh(), t, create_graph=True)
+    (d2,) = tm.grad(d1, t, create_graph=True)   # the second derivative, a graph built by backward
+    d2.backward(retain_graph=True)
+    fig = tm.viz.draw(d2)
+    boxes, _ = _boxes_and_edges(fig)
+    th = np.tanh(0.5)
+    t_box = next(b for b, _ in boxes if b.startswith("t\n"))
+    third = -2 * (1 - th ** 2) ** 2 + 4 * th ** 2 * (1 - th ** 2)
+    assert f"grad {third:.4g}" in t_box
+    assert any(f"value {-2 * th * (1 - th ** 2):.4g}" in b for b, _ in boxes)
+    _assert_no_edge_through_a_box(fig)
+    _close(fig)
+
+
+def test_draw_maml_graph_has_no_edge_through_a_box():
+    from tinymeta import nn
+    model = nn.MLP([1, 8, 8, 1], rng=0)
+    x = tm.randn(5, 1, rng=0)
+    loss = ((model(x) - 1) ** 2).mean()
+    grads = tm.grad(loss, model.parameters(), create_graph=True)
+    fast = {n: p - 0.01 * g for (n, p), g in zip(model.named_parameters(), grads)}
+    q = ((nn.functional_call(model, fast, x) - 1) ** 2).mean()
+    q.backward(retain_graph=True)
+    fig = tm.viz.draw(q, names=model, max_nodes=100)
+    boxes, edges = _boxes_and_edges(fig)
+    assert len(boxes) > 30 and len(edges) > 30
+    _assert_no_edge_through_a_box(fig)
+    _close(fig)
+
+
+def test_draw_summarises_large_graphs_with_a_note():
+    x = tm.tensor(0.3, requires_grad=True, name="x")
+    y = x
+    for _ in range(150):
+        y = (y * 1.01).tanh() + x
+    fig = tm.viz.draw(y)
+    boxes, _ = _boxes_and_edges(fig)
+    assert len(boxes) <= 40
+    notes = [t.get_text() for t in fig.texts if "summarised" in t.get_text()]
+    assert notes and "451 tensors" in notes[0] and "max_nodes=451" in notes[0]
+    assert any(b.startswith("tanh x") for b, _ in boxes)
+    _assert_no_edge_through_a_box(fig)
+    _close(fig)
+
+
+def test_draw_refuses_bad_input_clearly():
+    with pytest.raises(tm.DTypeError, match="viz.draw"):
+        tm.viz.draw(np.ones(3))
+    x = tm.tensor([1.0], requires_grad=True)
+    with pytest.raises(tm.ArgumentError, match="names"):
+        tm.viz.draw(x.sum(), names=[x])
+    with pytest.raises(tm.ArgumentError, match="max_nodes"):
+        tm.viz.draw(x.sum(), max_nodes=0)
+
+
+def test_trace_backward_micrograd_signs_names_and_legend(capsys):
+    (a, b, c, f), L = _micrograd()
+    lines = tm.viz.trace_backward(L)
+    out = capsys.readouterr().out
+    assert len(lines) == 3
+    assert lines[0].startswith("mul [L]") and "got 1 " in lines[0] and "sent d=-2, f=4" in lines[0]
+    assert lines[1].startswith("add [d]") and "got -2 " in lines[1] and "sent e=-2, c=-2" in lines[1]
+    assert lines[2].startswith("mul [e]") and "sent a=6, b=-4" in lines[2]
+    assert (a.grad.item(), c.grad.item()) == (6.0, -2.0)
+    assert out.splitlines() == lines + list(tm.viz.LEGEND)
+
+
+def test_trace_backward_every_printed_symbol_has_a_legend_line(capsys):
+    x = tm.tensor(np.ones((4, 2)), name="x")                        # a constant input: "-"
+    W = tm.tensor(np.full((2, 3), 0.5), requires_grad=True, name="W")
+    bias = tm.tensor(np.zeros(3), requires_grad=True, name="bias")  # broadcast: "->sum"
+    loss = (x @ W + bias).tanh().sum()
+    lines = tm.viz.trace_backward(loss, legend=False)
+    assert capsys.readouterr().out.splitlines() == lines
+    text = "\n".join(lines)
+    assert "x=-" in text and "bias=|g|=" in text and "->sum (3,)" in text and "W=|g|=" in text
+    starts = [line.split()[0] for line in tm.viz.LEGEND[1:] if line.startswith("  ") and line.split()]
+    for symbol in ("op", "out", "got", "sent", "-", "|g|=N", "->sum"):
+        assert symbol in starts, symbol
+
+
+def test_draw_after_a_graph_freeing_backward_says_how_to_keep_it():
+    (a, b, c, f), L = _micrograd()
+    L.backward()  # frees the graph
+    fig = tm.viz.draw(L)
+    boxes, edges = _boxes_and_edges(fig)
+    assert len(boxes) == 1 and "(freed)" in boxes[0][0] and not edges
+    assert any("retain_graph=True" in t.get_text() for t in fig.texts)
+    _close(fig)
+
+
+def test_trace_backward_names_parameters_from_a_dict(capsys):
+    w = tm.tensor([1.0, -2.0], dtype="float64", requires_grad=True)   # no name= of its own
+    loss = (w * w).sum()
+    lines = tm.viz.trace_backward(loss, names={"weight": w}, legend=False)
+    capsys.readouterr()
+    assert "sent weight=[1, -2], weight=[1, -2]" in lines[-1]  # each factor gets the other
+    assert w.grad.numpy().tolist() == [2.0, -4.0]                 # and they add up

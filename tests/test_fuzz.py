@@ -8,7 +8,11 @@ arrays and 0-d; NaN/inf values; and random, often wrong, axis/shape/dtype argume
 The contract checked for every call:
   * it returns a Tensor whose values equal the NumPy (or SciPy) equivalent, NaN-aware and
     within the output dtype's tolerance, or
-  * it raises a ``tm.TinymetaError``;
+  * it raises a ``tm.TinymetaError``, but only when the inputs deserve it: plainly valid
+    inputs (finite float32/64 arrays, plain numbers, int axes) that the NumPy equivalent
+    computes must succeed; and ``test_valid_inputs_succeed_with_numpys_value`` draws only
+    valid inputs (finite float32/64 tensors of broadcasting shapes, in each op's domain) for
+    the unary, binary and reduction ops, where any exception at all is a failure;
   * it never raises a bare Python/NumPy/numba exception.
 When the result requires grad and is floating point, ``result.sum().backward()`` must
 likewise work (every leaf's .grad then has the leaf's shape) or raise a TinymetaError.
@@ -204,6 +208,40 @@ def compare(out, expected, in_dtypes=()):
     return None
 
 
+def plainly_valid(args, kwargs):
+    """Inputs no op should refuse when NumPy accepts them: every array a non-empty float32/64
+    Tensor or ndarray with finite values, every other argument a plain int/float/None or a
+    tuple of ints (axes, shapes)."""
+    def ok(a):
+        if isinstance(a, (tm.Tensor, np.ndarray)):
+            d = a.data if isinstance(a, tm.Tensor) else a
+            return d.dtype in (np.float32, np.float64) and d.size > 0 and bool(np.isfinite(d).all())
+        if isinstance(a, bool):
+            return False
+        if a is None or isinstance(a, (int, float)):
+            return True
+        return isinstance(a, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in a)
+    return all(ok(a) for a in list(args) + list(kwargs.values()))
+
+
+def refused_valid_input(desc, args, kwargs, ref, exc):
+    """A TinymetaError is a pass only for inputs that deserve it: when the inputs are plainly
+    valid and the NumPy equivalent computes a finite float result, refusing is a failure."""
+    if ref is None or not plainly_valid(args, kwargs):
+        return None
+    if not isinstance(exc, (tm.ShapeError, tm.DTypeError, tm.ArgumentError, tm.errors.IndexError_)):
+        return None  # graph rules (in-place on a graph, freed graphs) are not about the values
+    try:
+        with np.errstate(all="ignore"):
+            expected = np.asarray(ref())
+    except Exception:  # noqa: BLE001 - NumPy refuses too (or Skip: no opinion)
+        return None
+    if expected.dtype.kind != "f" or not np.isfinite(expected).all():
+        return None
+    return (f"{desc} refused plainly valid input that NumPy computes (shape {expected.shape}): "
+            f"{type(exc).__name__}: {str(exc)[:160]}")
+
+
 def call_case(name, fn, args, kwargs, ref=None, grad=True):
     """Run one case; return None or a failure description."""
     CASES[name] += 1
@@ -212,9 +250,9 @@ def call_case(name, fn, args, kwargs, ref=None, grad=True):
         warnings.simplefilter("ignore")
         try:
             out = fn(*args, **kwargs)
-        except tm.TinymetaError:
+        except tm.TinymetaError as exc:
             OUTCOMES[name]["error"] += 1
-            return None
+            return refused_valid_input(desc, args, kwargs, ref, exc)
         except Exception as exc:  # noqa: BLE001 - that is the point
             OUTCOMES[name]["bad"] += 1
             return f"{desc} raised bare {type(exc).__module__}.{type(exc).__name__}: {str(exc)[:160]}"
@@ -1175,6 +1213,82 @@ def _no_local_constants():
 @pytest.mark.parametrize("name", list(OPS))
 def test_fuzz_op(name):
     fuzz(name, OPS[name])
+
+
+# ----------------------------------------------------------------------------- valid inputs must succeed
+# The fuzz above lets an op answer junk with a TinymetaError; here every input is plainly valid
+# (finite float32/float64 tensors of broadcasting shapes, in the op's domain), so the op must
+# return NumPy's value and backpropagate. An op that starts refusing valid input fails here.
+
+VALID_POSITIVE = {"log", "sqrt", "pow"}  # domains: positive (base of pow)
+
+
+@st.composite
+def valid_tensor(draw, shape, dtype, positive=False):
+    n = int(np.prod(shape)) if shape else 1
+    lo = 0.125 if positive else -3.0  # exact in float32
+    vals = draw(st.lists(st.floats(lo, 3.0, allow_nan=False, width=32), min_size=n, max_size=n))
+    arr = np.array(vals, dtype=np.float64).astype(dtype).reshape(shape)
+    return tm.Tensor(arr, requires_grad=draw(st.booleans()))
+
+
+valid_shapes = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
+
+
+@st.composite
+def valid_case(draw, name):
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    shape = draw(valid_shapes)
+    if name in UNARY:
+        fn, ref = UNARY[name]
+        x = draw(valid_tensor(shape, dtype, positive=name in VALID_POSITIVE))
+        return fn, (x,), {}, lambda: ref(x.data)
+    if name in BINARY:
+        fn, ref = BINARY[name]
+        if name == "matmul":
+            n, k, m = (draw(st.integers(1, 3)) for _ in range(3))
+            lead = draw(st.sampled_from([(), (2,)]))
+            a = draw(valid_tensor(lead + (n, k), dtype))
+            b = draw(valid_tensor(draw(st.sampled_from([(k, m), (k,), lead + (k, m)])), dtype))
+        else:
+            a = draw(valid_tensor(shape, dtype, positive=name in VALID_POSITIVE))
+            k = draw(st.integers(0, len(shape)))
+            bshape = tuple(1 if draw(st.booleans()) else d for d in shape[len(shape) - k:])
+            b = draw(valid_tensor(bshape, dtype))
+            if name == "div":  # keep away from zero
+                b = tm.Tensor(np.where(np.abs(b.data) < 0.1, 0.5, b.data).astype(dtype),
+                              requires_grad=b.requires_grad)
+        return fn, (a, b), {}, lambda: ref(a.data, b.data)
+    fn, ref = REDUCTIONS[name]
+    x = draw(valid_tensor(shape, dtype))
+    axis = draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1))) if shape else None
+    keepdims = draw(st.booleans()) and shape != ()  # SciPy's logsumexp adds an axis to 0-d input
+    return fn, (x,), {"axis": axis, "keepdims": keepdims}, lambda: ref(x.data, axis=axis, keepdims=keepdims)
+
+
+VALID_OPS = sorted(UNARY) + sorted(BINARY) + sorted(REDUCTIONS)
+
+
+@pytest.mark.parametrize("name", VALID_OPS)
+def test_valid_inputs_succeed_with_numpys_value(name):
+    @settings(FUZZ, max_examples=25)
+    @(lambda f: f if RANDOM else seed(zlib.crc32(("valid " + name).encode()))(f))
+    @given(case=valid_case(name))
+    def run(case):
+        fn, args, kwargs, ref = case
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = fn(*args, **kwargs)  # any exception here fails: these inputs are valid
+            expected = ref()
+        problem = compare(out, expected, [a.dtype for a in args])
+        assert problem is None, problem
+        if out.requires_grad:
+            tm.sum(out).backward()
+            for a in args:
+                if a.requires_grad:
+                    assert a.grad is not None and a.grad.shape == a.shape
+
+    run()
 
 
 # ----------------------------------------------------------------------------- minimal repros

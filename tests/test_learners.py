@@ -165,7 +165,9 @@ def test_logistic_regression_labels_proba_and_errors():
 
 # ----------------------------------------------------------------------------- MLPs
 
-def test_mlp_classifier_on_digits_reaches_97_percent_in_under_10_s(digits):
+def test_mlp_classifier_on_digits_reaches_97_percent(digits):
+    # Accuracy only: how long the fit takes is measured in benchmarks/, not asserted here
+    # (a wall-clock bound fails on a loaded machine).
     X, y = digits
     Xtr, ytr, Xva, yva, Xte, yte = train_val_test_split(X, y, val=0.2, test=0.2, rng=0)
     start = time.perf_counter()
@@ -176,7 +178,6 @@ def test_mlp_classifier_on_digits_reaches_97_percent_in_under_10_s(digits):
     print(f"\ndigits MLP 64-64-10: test accuracy {acc:.4f}, fit {seconds:.2f} s, "
           f"{clf.history_.epochs} epochs, val accuracy {clf.history_['val_acc'][-1]:.4f}")
     assert acc >= 0.97
-    assert seconds < 10
 
 
 def test_mlp_classifier_labels_proba_early_stopping():

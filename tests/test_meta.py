@@ -168,7 +168,7 @@ def test_mapping_learner_is_permutation_invariant_and_one_pass():
 
 
 def test_mapping_learner_gradients_are_exact(f64):
-    fam = meta.tasks.LinearRegression(dim=3, k_support=6, k_query=6, dtype=np.float64)
+    fam = meta.tasks.LinearFunctions(dim=3, k_support=6, k_query=6, dtype=np.float64)
     batch = fam.sample(3, 0)
     for mode in ("supervised", "end_to_end"):
         ml = meta.MappingLearner(nn.Linear(3, 1, bias=False, rng=0), hidden=6, mode=mode,
@@ -180,7 +180,7 @@ def test_mapping_learner_gradients_are_exact(f64):
 
 
 def test_mapping_learner_supervised_learns_linear_tasks():
-    fam = meta.tasks.LinearRegression(dim=2, k_support=20, k_query=10, noise=0.0)
+    fam = meta.tasks.LinearFunctions(dim=2, k_support=20, k_query=10, noise=0.0)
     ml = meta.MappingLearner(nn.Linear(2, 1, bias=False, rng=0), hidden=64, mode="supervised",
                              target_fn=meta.linear_targets(fam), rng=0)
     opt = optim.Adam(ml.parameters(), lr=3e-3)

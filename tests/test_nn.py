@@ -155,6 +155,32 @@ def test_mlp_equals_the_equivalent_sequential():
         nn.MLP([2, 2], activation="swish")
 
 
+NUMPY_ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "softplus": lambda z: np.log1p(np.exp(z)),
+    "identity": lambda z: z,
+}
+
+
+@pytest.mark.parametrize("activation", sorted(NUMPY_ACTIVATIONS))
+def test_mlp_computes_its_activation_as_written_by_hand_in_numpy(activation):
+    # Compared with NumPy written here, not with Sequential (which would share a wrong
+    # activation table): MLP(activation="tanh") computing ReLU must fail this.
+    mlp = nn.MLP([3, 6, 5, 2], activation=activation, rng=0, dtype="float64")
+    x = np.random.default_rng(1).standard_normal((9, 3)) * 2
+    f = NUMPY_ACTIVATIONS[activation]
+    h = x
+    layers = [m for m in mlp.children() if isinstance(m, nn.Linear)]
+    assert len(layers) == 3
+    for i, lin in enumerate(layers):
+        h = h @ lin.weight.data.T + lin.bias.data
+        if i < len(layers) - 1:
+            h = f(h)
+    np.testing.assert_allclose(mlp(x).data, h, rtol=1e-12, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- functional_call
 
 def _mlp64():

@@ -161,8 +161,8 @@ VALIDATION = [
     ("Sinusoid amp_range reversed", lambda: meta.tasks.Sinusoid(amp_range=(5, 1)), AE, "amp_range"),
     ("Sinusoid.sample 0 tasks", lambda: meta.tasks.Sinusoid().sample(0), AE, "n_tasks"),
     ("Sinusoid.sample rng='a'", lambda: meta.tasks.Sinusoid().sample(2, rng="a"), TE, "rng"),
-    ("LinearRegression tasks dim=0", lambda: meta.tasks.LinearRegression(dim=0), AE, "dim"),
-    ("LinearRegression tasks noise<0", lambda: meta.tasks.LinearRegression(noise=-1), AE, "noise"),
+    ("LinearRegression tasks dim=0", lambda: meta.tasks.LinearFunctions(dim=0), AE, "dim"),
+    ("LinearRegression tasks noise<0", lambda: meta.tasks.LinearFunctions(noise=-1), AE, "noise"),
     ("FewShot more ways than classes", lambda: meta.tasks.FewShotClassification(XC, YC, n_way=11),
      AE, "n_way"),
     ("FewShot zero shots", lambda: meta.tasks.FewShotClassification(XC, YC, k_shot=0), AE, "k_shot"),
@@ -741,7 +741,9 @@ def _long_maml_run(iterations, meta_batch=25):
     return times, rss, retained
 
 
-def _assert_flat(times, rss, retained, window_its):
+def _assert_flat(times, rss, retained, window_its, check_time=False):
+    """Memory stays flat (RSS and tracemalloc); with ``check_time`` (slow runs only: a wall-clock
+    comparison fails on a loaded machine) the per-iteration time does too."""
     n = len(times)
     half = n // 2
     skip = min(200, n // 10)  # the first iterations compile kernels and warm caches
@@ -755,13 +757,15 @@ def _assert_flat(times, rss, retained, window_its):
               f"growth {growth_mb:.2f} MB; tracemalloc retained {retained / 1024:.1f} KiB over {window_its} "
               "more iterations")
     print("\n" + report)
-    assert second_t < 1.5 * first_t, report
+    if check_time:
+        assert second_t < 1.5 * first_t, report
     assert second_rss - first_rss < 8 * 2 ** 20, report
     assert growth_mb < 16, report
     assert retained < 256 * 1024, report  # nothing per iteration survives (a leak would be MBs)
 
 
-def test_second_order_maml_memory_and_time_stay_flat_2000_iterations():
+def test_second_order_maml_memory_stays_flat_2000_iterations():
+    # memory measures only: the time comparison lives in the slow 20,000-iteration test
     times, rss, retained = _long_maml_run(2000)
     _assert_flat(times, rss, retained, 199)
 
@@ -771,4 +775,4 @@ def test_second_order_maml_memory_and_time_stay_flat_20000_iterations(request):
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("20,000 iterations (~40 s): run with -m slow")
     times, rss, retained = _long_maml_run(20000)
-    _assert_flat(times, rss, retained, 199)
+    _assert_flat(times, rss, retained, 199, check_time=True)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from tinymeta.errors import ArgumentError, DTypeError, IndexError_, ShapeError
-from tinymeta.meta.tasks import FewShotClassification, LinearRegression, Sinusoid, TaskBatch, split_classes
+from tinymeta.errors import ArgumentError, DTypeError, IndexingError, ShapeError
+from tinymeta.meta.tasks import FewShotClassification, LinearFunctions, Sinusoid, TaskBatch, split_classes
 
 
 def _same(a, b):
@@ -35,7 +35,7 @@ def test_taskbatch_len_index_slice_task():
 
 def test_taskbatch_errors():
     b = _batch()
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexingError):
         b[4]
     with pytest.raises(IndexError):
         b[-5]
@@ -111,10 +111,10 @@ def test_sinusoid_bad_sample_args():
         Sinusoid().sample(2, rng="x")
 
 
-# ----------------------------------------------------------------------------- LinearRegression
+# ----------------------------------------------------------------------------- LinearFunctions
 
 def test_linear_shapes_and_relation():
-    lr = LinearRegression(dim=3, k_support=6, k_query=4, noise=0.0)
+    lr = LinearFunctions(dim=3, k_support=6, k_query=4, noise=0.0)
     b = lr.sample(8, rng=0)
     assert b.x_support.shape == (8, 6, 3) and b.y_support.shape == (8, 6, 1)
     assert b.x_query.shape == (8, 4, 3) and b.y_query.shape == (8, 4, 1)
@@ -123,13 +123,13 @@ def test_linear_shapes_and_relation():
 
 
 def test_linear_noise_level():
-    b = LinearRegression(dim=2, k_support=2000, noise=0.5).sample(4, rng=0)
+    b = LinearFunctions(dim=2, k_support=2000, noise=0.5).sample(4, rng=0)
     resid = b.y_support - b.x_support @ b.params["w"][:, :, None]
     assert np.std(resid) == pytest.approx(0.5, rel=0.05)
 
 
 def test_linear_optimal_params_match_lstsq():
-    lr = LinearRegression(dim=4, k_support=12, noise=0.3, dtype=np.float64)
+    lr = LinearFunctions(dim=4, k_support=12, noise=0.3, dtype=np.float64)
     b = lr.sample(5, rng=1)
     w = lr.optimal_params(b.x_support, b.y_support)
     assert w.shape == (5, 4, 1)
@@ -141,13 +141,13 @@ def test_linear_optimal_params_match_lstsq():
 
 
 def test_linear_noiseless_recovers_w():
-    lr = LinearRegression(dim=5, k_support=10, noise=0.0)
+    lr = LinearFunctions(dim=5, k_support=10, noise=0.0)
     b = lr.sample(6, rng=2)
     np.testing.assert_allclose(lr.optimal_params(b.x_support, b.y_support)[..., 0], b.params["w"], atol=1e-4)
 
 
 def test_linear_underdetermined_is_min_norm_lstsq():
-    lr = LinearRegression(dim=6, k_support=3, noise=0.0, dtype=np.float64)
+    lr = LinearFunctions(dim=6, k_support=3, noise=0.0, dtype=np.float64)
     b = lr.sample(2, rng=0)
     w = lr.optimal_params(b.x_support, b.y_support)
     for t in range(2):
@@ -156,7 +156,7 @@ def test_linear_underdetermined_is_min_norm_lstsq():
 
 
 def test_linear_bias():
-    lr = LinearRegression(dim=3, k_support=8, noise=0.0, bias=True, dtype=np.float64)
+    lr = LinearFunctions(dim=3, k_support=8, noise=0.0, bias=True, dtype=np.float64)
     b = lr.sample(4, rng=3)
     assert b.params["b"].shape == (4,)
     np.testing.assert_allclose(b.y_support[..., 0],
@@ -168,7 +168,7 @@ def test_linear_bias():
 
 
 def test_linear_ridge():
-    lr = LinearRegression(dim=3, k_support=10, dtype=np.float64)
+    lr = LinearFunctions(dim=3, k_support=10, dtype=np.float64)
     b = lr.sample(3, rng=4)
     x, y = b.x_support, b.y_support
     w = lr.optimal_params(x, y, ridge=2.0)
@@ -182,13 +182,13 @@ def test_linear_ridge():
 
 
 def test_linear_seeded_and_errors():
-    lr = LinearRegression()
+    lr = LinearFunctions()
     assert _same(lr.sample(3, rng=0), lr.sample(3, rng=0))
     assert not _same(lr.sample(3, rng=0), lr.sample(3, rng=1))
     for kwargs, name in (({"dim": 0}, "dim"), ({"noise": -1}, "noise"), ({"k_support": 0}, "k_support"),
                          ({"weight_scale": np.nan}, "weight_scale")):
         with pytest.raises(ArgumentError, match=name):
-            LinearRegression(**kwargs)
+            LinearFunctions(**kwargs)
     b = lr.sample(2, rng=0)
     with pytest.raises(ArgumentError, match="ridge"):
         lr.optimal_params(b.x_support, b.y_support, ridge=-1)

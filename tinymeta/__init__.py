@@ -17,7 +17,7 @@ from .creation import (arange, as_rng, eye, full, linspace, manual_seed, ones, o
 from .engine import (Tensor, backward, detect_anomaly, enable_grad, get_default_dtype, grad,
                      is_grad_enabled, no_grad, set_default_dtype)
 from .errors import (AnomalyError, ArgumentError, CheckpointError, DTypeError, GradcheckError,
-                     GraphError, InplaceError, ShapeError, TinymetaError)
+                     GraphError, InplaceError, ShapeError, TinymetaError, TraceError)
 from .function import Function
 from .gradcheck import gradcheck, gradgradcheck
 from .derivcheck import (DerivativeReport, PrecisionWarning, check_backward, check_grad,
@@ -28,6 +28,8 @@ from .ops import (abs, add, astype, broadcast_to, clip, concatenate, cos, div, e
                   softmax_cross_entropy, softplus, sqrt, squeeze, stack, sub, sub_scaled, sum, tanh, transpose,
                   unsqueeze, var, where)
 from . import func, linalg, viz  # noqa: E402  (they build on the names above)
+from .checkpoint import checkpoint  # noqa: E402  (recomputes fn in backward; any order)
+from .tape import Program, jit, trace
 
 __version__ = "0.1.0"
 

@@ -5,31 +5,10 @@ draw from tinymeta's global generator, reseeded by ``tm.manual_seed``.
 """
 import numpy as np
 
+from .checks import as_rng, manual_seed  # noqa: F401  (re-exported: tm.manual_seed)
 from .engine import Tensor, _mode
 from .errors import ArgumentError, DTypeError
-from .ops import guard
-
-_global_rng = np.random.default_rng()
-
-
-def manual_seed(seed):
-    """Reseed the generator used when no ``rng`` is given."""
-    global _global_rng
-    _global_rng = np.random.default_rng(seed)
-
-
-def as_rng(rng=None):
-    """An int seed, a Generator or None (the global generator) -> a Generator."""
-    if rng is None:
-        return _global_rng
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        if rng < 0:
-            raise ArgumentError(f"rng: a seed must be a non-negative int, got {rng}")
-        return np.random.default_rng(int(rng))
-    raise ArgumentError(f"rng must be an int seed or a np.random.Generator, got {type(rng).__name__}")
-
+from .errors import guard
 
 def _shape(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):

@@ -11,25 +11,9 @@ import os
 
 import numpy as np
 
-from .errors import ArgumentError, CheckpointError, DTypeError, ShapeError, TinymetaError
-
-
-class MissingDependencyError(TinymetaError, ImportError):
-    """An optional third-party package needed for this feature is not installed."""
-
-
-class DatasetError(TinymetaError, ValueError):
-    """A dataset file that is missing, malformed or inconsistent."""
-
-
-def _as_generator(rng):
-    if rng is None:
-        return np.random.default_rng()
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise DTypeError(f"rng must be None, an int seed or a np.random.Generator, got {type(rng).__name__}")
+from .checks import as_rng
+from .errors import (ArgumentError, CheckpointError, DatasetError, DTypeError, MissingDependencyError,  # noqa: F401
+                     ShapeError, TinymetaError)
 
 
 def _check_same_length(arrays, what):
@@ -68,7 +52,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.rng = _as_generator(rng)
+        self.rng = as_rng(rng)
 
     def __len__(self):
         if self.drop_last:
@@ -135,7 +119,7 @@ def train_val_test_split(X, y, val=0.2, test=0.2, rng=0, stratify=False):
                             f"got val={val} + test={test} = {val + test}")
     X, y = np.asarray(X), np.asarray(y)
     n = _check_same_length((X, y), "train_val_test_split")
-    gen = _as_generator(rng)
+    gen = as_rng(rng)
 
     if stratify:
         groups = [np.flatnonzero(y == c) for c in np.unique(y)]

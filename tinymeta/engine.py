@@ -11,11 +11,12 @@ Reverse mode in three ideas:
    run with ``create_graph=True`` they record a graph of their own, which can be
    differentiated again: gradients of gradients, to any order, from one rule per op.
 
-The op table (every forward beside its derivative) lives in ``tinymeta/ops.py``.
+The op table (every forward beside its derivative) lives in ``tinymeta/ops/``; it is built
+on this module, which knows no op by name.
 """
 import numpy as np
 
-from .errors import AnomalyError, DTypeError, GraphError, InplaceError, ShapeError
+from .errors import AnomalyError, DTypeError, GraphError, InplaceError, ShapeError, translate
 
 # ----------------------------------------------------------------------------- modes
 
@@ -26,6 +27,7 @@ class _Mode:
     default_dtype = np.dtype(np.float32)
     seq = 0           # creation counter: a node's inputs always have smaller numbers
     last_inplace = -1  # seq value at the latest in-place write anywhere
+    tape = None       # the recorder of tm.trace while one runs (see tape.py), else None
 
 
 _mode = _Mode()
@@ -182,6 +184,8 @@ class Tensor:
         return self.data
 
     def item(self):
+        if _mode.tape is not None:
+            _mode.tape.refuse_python_value(self, "item()")
         if self.data.size != 1:
             raise GraphError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.data.item()
@@ -196,6 +200,8 @@ class Tensor:
         return f"tensor({body}{extra}, dtype={self.dtype})"
 
     def __bool__(self):
+        if _mode.tape is not None:
+            _mode.tape.refuse_python_value(self, "bool()")
         if self.data.size != 1:
             raise ShapeError(f"the truth value of a tensor with {self.data.size} elements (shape "
                              f"{self.shape}) is ambiguous; use (t > 0).any() or .all() style "
@@ -203,6 +209,8 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self):
+        if _mode.tape is not None:
+            _mode.tape.refuse_python_value(self, "float()")
         return float(self.item())
 
     def __array__(self, dtype=None, copy=None):
@@ -218,12 +226,13 @@ class Tensor:
     # -- in-place updates: allowed only where no gradient can be corrupted
     def _write(self, what, fn, value):
         """Run an in-place NumPy write; its errors become tinymeta's, naming the method."""
+        if _mode.tape is not None:
+            _mode.tape.refuse_inplace(what)
         self._inplace(what, value)
         try:
             fn(self.data, _data(value))
         except Exception as exc:
-            from .ops import _Named, _op_error
-            raise _op_error(_Named(what), (self, value), exc) from exc
+            raise translate(what, (self, value), exc) from exc
         return self
 
     def _inplace(self, what, value=None):
@@ -260,7 +269,9 @@ class Tensor:
         return self._write("add_", lambda d, v: d.__iadd__(alpha * np.asarray(v)), other)
 
     def sub_(self, other, alpha=1.0):
-        return self.add_(other, -alpha)
+        if alpha == 1.0:
+            return self._write("sub_", np.ndarray.__isub__, other)
+        return self._write("sub_", lambda d, v: d.__isub__(alpha * np.asarray(v)), other)
 
     def mul_(self, other):
         return self._write("mul_", np.ndarray.__imul__, other)
@@ -385,44 +396,24 @@ def _check_versions(t, node):
 
 
 def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=None):
-    """The backward pass shared by ``Tensor.backward`` and ``tm.grad``.
+    """The backward pass shared by ``Tensor.backward`` and ``tm.grad``, in four steps:
+    order the graph, prune it to what leads to ``inputs``, then walk it newest first,
+    each node's op turning its output gradient into its inputs' gradients.
 
     Returns a dict tensor -> gradient for the tensors in ``inputs`` (when given),
-    otherwise accumulates into ``.grad`` of every leaf reached."""
-    from .ops import astype, sum_to  # ops import this module; the reverse import is deferred
-
+    otherwise accumulates into ``.grad`` of every leaf reached. ``hook(t, node, g, gins)``,
+    when given, sees every step (``tm.viz.trace_backward`` prints them)."""
     order = _toposort(roots)
-    want = pruned = None
+    masks = {}
     if inputs is not None:
-        # Visit only tensors from which some input is reachable, and no further; a node
-        # with an input that requires grad but leads to no input gets a narrower mask.
-        want = set(inputs)
-        needed = set(want)
-        pruned = {}
-        for t in reversed(order):  # oldest first: a node's inputs are decided before it
-            node = t._node
-            if node is None or t in needed:
-                continue
-            for p in node.inputs:
-                if type(p) is Tensor and p in needed:
-                    needed.add(t)
-                    break
-        order = [t for t in order if t in needed]
-        for t in order:
-            node = t._node
-            if node is not None:
-                need = node.need
-                mask = tuple(n and type(p) is Tensor and p in needed for p, n in zip(node.inputs, need))
-                if mask != need:
-                    pruned[node] = mask
+        order, masks = _prune(order, set(inputs))
     grads = {}
     for r, g in zip(roots, root_grads):
         grads[r] = grads[r] + g if r in grads else g
-    results = {}
-    given = set()  # gradients already handed to a leaf: a second leaf gets its own copy
-    anomaly = _mode.anomaly
+    results, given = {}, set()
+    want = set(inputs) if inputs is not None else None
     prev_mode = _mode.grad_enabled
-    _mode.grad_enabled = create_graph
+    _mode.grad_enabled = create_graph  # the rules record a graph only when asked to
     # Non-finite gradients are detect_anomaly's to report, with the op named; NumPy's
     # anonymous "divide by zero" warnings from inside derivative rules would only confuse.
     errstate = np.errstate(divide="ignore", invalid="ignore", over="ignore")
@@ -434,50 +425,88 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
                 continue
             if want is not None and t in want:
                 results[t] = g
-            node = t._node
-            if node is None:
-                if inputs is None:
-                    if t.grad is not None:
-                        t.grad = t.grad + g
-                    elif create_graph:
-                        t.grad = g
-                    else:
-                        # .grad is the leaf's own writable buffer, as in PyTorch: never a
-                        # read-only broadcast view, never shared with another leaf.
-                        gd = g.data
-                        if g in given or not (gd.flags.owndata and gd.flags.writeable):
-                            g = _wrap(np.array(gd))
-                        given.add(g)
-                        t.grad = g
-                continue
-            if _mode.last_inplace >= node.seq:
-                _check_versions(t, node)
-            ins = node.inputs
-            need = node.need if not pruned else pruned.get(node, node.need)
-            gins = node.op.backward(g, t, ins, need, node.kwargs)
-            if hook is not None:
-                hook(t, node, g, gins)
-            if anomaly and any(gi is not None and not np.isfinite(_data(gi)).all() for gi in gins):
-                _raise_anomaly(order, node, t)
-            for i, gi in enumerate(gins):
-                if gi is None or not need[i]:
-                    continue
-                p = ins[i]
-                if type(gi) is not Tensor:
-                    gi = _wrap(np.asarray(gi, dtype=p.data.dtype))
-                gd, pd = gi.data, p.data
-                if gd.shape != pd.shape:
-                    gi = sum_to(gi, shape=pd.shape)  # the one place broadcasting is undone
-                if gd.dtype is not pd.dtype and gd.dtype != pd.dtype:
-                    gi = astype(gi, dtype=pd.dtype)
-                prev = grads.get(p)
-                grads[p] = gi if prev is None else prev + gi
-            if not retain_graph:
-                node.inputs = None  # free what the graph saved, as soon as it is used
+            if t._node is not None:
+                _step(t, g, grads, masks, retain_graph, hook, order)
+            elif want is None:
+                _accumulate(t, g, create_graph, given)
     finally:
         _mode.grad_enabled = prev_mode
         errstate.__exit__(None, None, None)
     return results
+
+
+def _prune(order, want):
+    """Keep only tensors from which some tensor in ``want`` is reachable; a node with an input
+    that requires grad but leads nowhere wanted gets a narrower need-mask (in ``masks``)."""
+    needed = set(want)
+    for t in reversed(order):  # oldest first: a node's inputs are decided before it
+        node = t._node
+        if node is None or t in needed:
+            continue
+        for p in node.inputs:
+            if type(p) is Tensor and p in needed:
+                needed.add(t)
+                break
+    order = [t for t in order if t in needed]
+    masks = {}
+    for t in order:
+        node = t._node
+        if node is not None:
+            mask = tuple(n and type(p) is Tensor and p in needed for p, n in zip(node.inputs, node.need))
+            if mask != node.need:
+                masks[node] = mask
+    return order, masks
+
+
+def _step(t, g, grads, masks, retain_graph, hook, order):
+    """One backward step: the gradients of ``t``'s node's inputs, added into ``grads``."""
+    node = t._node
+    if _mode.last_inplace >= node.seq:
+        _check_versions(t, node)
+    ins = node.inputs
+    need = masks.get(node, node.need) if masks else node.need
+    if not any(need):
+        return  # an input of tm.grad that leads to no other input: its own graph stays intact
+    tape = _mode.tape
+    if tape is not None:  # tm.trace labels what the rule runs with the op it belongs to
+        outer = tape.enter_rule(t, node.op.name)
+    gins = node.op.backward(g, t, ins, need, node.kwargs)  # in each input's shape and dtype
+    if tape is not None:
+        tape.leave_rule(outer)
+    if hook is not None:
+        hook(t, node, g, gins)
+    if _mode.anomaly and any(gi is not None and not np.isfinite(gi.data).all() for gi in gins):
+        _raise_anomaly(order, node, t)
+    for p, gi in zip(ins, gins):
+        if gi is not None:
+            prev = grads.get(p)
+            grads[p] = gi if prev is None else prev + gi
+    if not retain_graph:
+        node.inputs = None  # free what the graph saved, as soon as it is used
+
+
+def _accumulate(leaf, g, create_graph, given):
+    """Add ``g`` into ``leaf.grad``."""
+    tape = _mode.tape
+    if leaf.grad is not None:
+        if tape is not None:
+            tape.reading_grad(leaf)
+        leaf.grad = leaf.grad + g
+    elif create_graph:
+        leaf.grad = g
+    else:
+        # .grad is the leaf's own writable buffer, as in PyTorch: never a read-only
+        # broadcast view, never shared with another leaf (``given`` remembers).
+        gd = g.data
+        if g in given or not (gd.flags.owndata and gd.flags.writeable):
+            copy = _wrap(np.array(gd))
+            if tape is not None:
+                tape.same_value(copy, g)
+            g = copy
+        given.add(g)
+        leaf.grad = g
+    if tape is not None:
+        tape.wrote_grad(leaf)
 
 
 def _raise_anomaly(order, node, t):

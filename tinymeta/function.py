@@ -8,6 +8,7 @@ import numpy as np
 
 from .engine import Node, Tensor, _mode, _wrap, no_grad
 from .errors import GraphError
+from .ops.core import Op
 
 
 class Context:
@@ -21,13 +22,17 @@ class Context:
         self.saved_tensors = tensors
 
 
-class _FunctionOp:
-    __slots__ = ("name", "fn", "ctx", "view")
+class _FunctionOp(Op):
+    """A user's Function as an op: its ``backward`` is the rule (the machinery then fits each
+    gradient to its input, and names the Function if one cannot fit)."""
+
+    __slots__ = ("fn", "ctx")
 
     def __init__(self, fn, ctx):
-        self.name, self.fn, self.ctx, self.view = fn.__name__, fn, ctx, False
+        super().__init__(fn.__name__, None, None)
+        self.fn, self.ctx = fn, ctx
 
-    def backward(self, g, out, inputs, need, kwargs):
+    def vjp(self, g, out, inputs, need, kwargs):
         self.ctx.needs_input_grad = need
         grads = self.fn.backward(self.ctx, g)
         grads = grads if isinstance(grads, (tuple, list)) else (grads,)

@@ -144,7 +144,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
 
 
 def max_error(fn, inputs, eps=1e-6, order=1):
-    """The largest |analytic - numeric| entry over the Jacobian (order=1), or over the
+    """The largest ``|analytic - numeric|`` entry over the Jacobian (order=1), or over the
     Jacobian of the first derivative (order=2)."""
     inputs = _as_tuple(inputs)
     if order == 2:

@@ -12,22 +12,16 @@ import numpy as np
 from . import metrics, optim
 from .creation import tensor
 from .engine import Tensor, no_grad
-from .errors import ArgumentError, DTypeError, ShapeError, TinymetaError
-from .linalg import pinv
-from .nn import MLP, Linear
+from .errors import ArgumentError, DTypeError, NotFittedError, ShapeError  # noqa: F401  (NotFittedError: learners.NotFittedError)
+from .linalg import pinv, solve
+from .nn import ACTIVATIONS, MLP, Linear
 from .nn import functional as F
-from .ops import sigmoid, sum as tsum
+from .ops import sigmoid, squeeze, sum as tsum, unsqueeze
 from .train import fit as _fit
 
 OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
               "adagrad": optim.Adagrad}
 
-
-class NotFittedError(TinymetaError, ValueError, AttributeError):
-    """``predict``/``score`` before ``fit``; also a ValueError and AttributeError, as in scikit-learn."""
-
-
-# ----------------------------------------------------------------------------- input checks
 
 def check_X(X, where, n_features=None):
     X = np.asarray(X)
@@ -197,8 +191,10 @@ class LinearRegression(_Base):
 
 def logistic_gradient(theta, X, y):
     """The seed derivation in NumPy: the gradient of the mean binary cross-entropy
-    L(theta) = -(1/N) sum [y log s + (1-y) log(1-s)], s = sigmoid(theta^T x), is
+    L(theta) = -(1/N) sum [y log s + (1-y) log(1-s)], s = sigmoid(theta^T x), is::
+
         dL/dtheta = -(1/N) sum_i (y_i - sigmoid(theta^T x_i)) x_i.
+
     (d/dz of the per-sample loss is s - y, and z = theta^T x.) Put a column of ones in X
     for an intercept. ``LogisticRegression.loss_and_grad`` checks autograd against it."""
     theta, X, y = np.asarray(theta, np.float64), np.asarray(X, np.float64), np.asarray(y, np.float64)
@@ -312,7 +308,6 @@ class _MLPBase(_Base):
         for s in self._sizes():
             _positive("hidden_layer_sizes entries", s, where, integer=True)
         _positive("patience", self.patience, where, integer=True)
-        from .nn import ACTIVATIONS
         if self.activation not in ACTIVATIONS or self.activation is None:
             raise ArgumentError(f"{where}: unknown activation {self.activation!r}; choose one of "
                                 f"{sorted(k for k in ACTIVATIONS if k)}")
@@ -415,25 +410,41 @@ class MLPRegressor(_MLPBase):
 # ----------------------------------------------------------------------------- ridge
 
 def ridge_solve(X, y, alpha):
-    """Differentiable ridge weights w = argmin ||X w - y||^2 + alpha ||w||^2, through the
-    pseudo-inverse: w = pinv(X^T X + alpha I) X^T y, or the equal dual form
-    X^T pinv(X X^T + alpha I) y when there are fewer samples than features (a smaller
-    matrix, as in R2-D2). No intercept: center the data or add a column of ones.
+    """Differentiable ridge weights w = argmin ||X w - y||^2 + alpha ||w||^2, batched over
+    leading axes. The one ridge solver: RidgeRegression and meta.RidgeHead (R2-D2) use it.
 
-    X (n, d), y (n,) or (n, k), alpha a number or a scalar Tensor: gradients flow to all
-    three. NumPy inputs become Tensors of the default dtype; returns a Tensor (d,) or (d, k)."""
+        w = (X^T X + alpha I)^-1 X^T y       (d x d system)
+          = X^T (X X^T + alpha I)^-1 y       (the dual, n x n: used when n < d)
+
+    With alpha > 0 (or a Tensor) the system is positive definite and ``tm.linalg.solve``
+    answers it; with alpha == 0 (least squares, possibly rank-deficient) ``tm.linalg.pinv``
+    does. No intercept: center the data or add a column of ones.
+
+    X (..., n, d), y (..., n) or (..., n, k), alpha a number or a scalar Tensor: gradients
+    flow to all three. NumPy inputs become Tensors of the default dtype (X's dtype for y);
+    returns a Tensor (..., d) or (..., d, k)."""
     X = X if type(X) is Tensor else tensor(np.asarray(X, dtype=float))
     y = y if type(y) is Tensor else tensor(np.asarray(y, dtype=float), dtype=X.dtype)
-    if X.ndim != 2 or y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
-        raise ShapeError(f"ridge_solve: needs X (n, d) and y (n,) or (n, k) with the same n, got X "
-                         f"{X.shape} and y {y.shape}")
-    if type(alpha) is not Tensor and alpha < 0:
+    vector = y.ndim == X.ndim - 1
+    if X.ndim < 2 or not (vector or y.ndim == X.ndim) or y.shape[:X.ndim - 1] != X.shape[:-1]:
+        raise ShapeError(f"ridge_solve: needs X (..., n, d) and y (..., n) or (..., n, k) with the same "
+                         f"leading axes and n, got X {X.shape} and y {y.shape}")
+    if type(alpha) is not Tensor and not alpha >= 0:
         raise ArgumentError(f"ridge_solve: alpha must be >= 0, got {alpha}")
-    n, d = X.shape
-    Xt = X.T
+    if vector:
+        y = unsqueeze(y, -1)
+    n, d = X.shape[-2], X.shape[-1]
+    Xt = X.mT
+    exact = type(alpha) is not Tensor and alpha == 0
+
+    def solve_spd(A, B):
+        return pinv(A) @ B if exact else solve(A, B)
+
     if n >= d:
-        return pinv(Xt @ X + alpha * np.eye(d, dtype=X.dtype)) @ (Xt @ y)
-    return Xt @ (pinv(X @ Xt + alpha * np.eye(n, dtype=X.dtype)) @ y)
+        w = solve_spd(Xt @ X + alpha * np.eye(d, dtype=X.dtype), Xt @ y)
+    else:
+        w = Xt @ solve_spd(X @ Xt + alpha * np.eye(n, dtype=X.dtype), y)
+    return squeeze(w, -1) if vector else w
 
 
 class RidgeRegression(_Base):

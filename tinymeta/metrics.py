@@ -6,10 +6,14 @@ warning. Every function returns plain Python floats (or NumPy arrays for
 per-class results and confusion matrices).
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any
 from statistics import NormalDist
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import ArgumentError, ShapeError
 
@@ -37,13 +41,15 @@ def _div(num, den):
     return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
 
 
-def accuracy(y_true, y_pred):
-    """Fraction of exact matches."""
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Fraction of exact matches between ``y_true`` and ``y_pred`` (1-D, same length).
+
+    Example: ``accuracy([0, 1, 2], [0, 2, 2])`` is 2/3."""
     y_true, y_pred = _pair(y_true, y_pred, "accuracy")
     return float(np.mean(y_true == y_pred))
 
 
-def confusion_matrix(y_true, y_pred, labels=None):
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, labels: ArrayLike | None = None) -> np.ndarray:
     """Counts ``C[i, j]`` of samples with true label ``labels[i]`` predicted as ``labels[j]``.
 
     ``labels`` defaults to the sorted union of both arrays; samples whose true or
@@ -102,32 +108,35 @@ def _score(values, average):
     return values if average is None else float(np.mean(values))
 
 
-def precision(y_true, y_pred, average="binary", pos_label=1):
+def precision(y_true: ArrayLike, y_pred: ArrayLike, average: str | None = "binary",
+              pos_label: Any = 1) -> float | np.ndarray:
     """tp / (tp + fp). ``average``: 'binary' (class ``pos_label``), 'macro' (unweighted
     mean over labels), 'micro' (pooled counts) or None (per-class array, sorted labels)."""
     tp, fp, _ = _counts(y_true, y_pred, average, pos_label, "precision")
     return _score(_div(tp, tp + fp), average)
 
 
-def recall(y_true, y_pred, average="binary", pos_label=1):
+def recall(y_true: ArrayLike, y_pred: ArrayLike, average: str | None = "binary",
+           pos_label: Any = 1) -> float | np.ndarray:
     """tp / (tp + fn); ``average`` as in :func:`precision`."""
     tp, _, fn = _counts(y_true, y_pred, average, pos_label, "recall")
     return _score(_div(tp, tp + fn), average)
 
 
-def f1_score(y_true, y_pred, average="binary", pos_label=1):
+def f1_score(y_true: ArrayLike, y_pred: ArrayLike, average: str | None = "binary",
+             pos_label: Any = 1) -> float | np.ndarray:
     """Harmonic mean of precision and recall, 2tp / (2tp + fp + fn); macro averages per-class F1."""
     tp, fp, fn = _counts(y_true, y_pred, average, pos_label, "f1_score")
     return _score(_div(2 * tp, 2 * tp + fp + fn), average)
 
 
-def mse(y_true, y_pred):
-    """Mean squared error over all elements."""
+def mse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean squared error over all elements, mean((y_true - y_pred)^2); shapes must match."""
     y_true, y_pred = _pair(y_true, y_pred, "mse", one_d=False)
     return float(np.mean((y_true.astype(np.float64) - y_pred) ** 2))
 
 
-def r2_score(y_true, y_pred):
+def r2_score(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Coefficient of determination, 1 - SS_res / SS_tot (uniform mean over output columns).
 
     A constant target gives 1.0 for a perfect prediction and 0.0 otherwise, as in
@@ -141,7 +150,7 @@ def r2_score(y_true, y_pred):
     return float(np.mean(r2))
 
 
-def mean_confidence_interval(values, confidence=0.95):
+def mean_confidence_interval(values: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
     """``(mean, half_width)`` of a normal-approximation confidence interval.
 
     ``half_width = z * std(values, ddof=1) / sqrt(n)`` with ``z`` the two-sided

@@ -5,9 +5,9 @@ works and the inputs suit it (plain ndarrays of one float32/float64 dtype and
 shape, C-contiguous); otherwise it runs the NumPy twin from ``_numpy.py``,
 which is also the reference the tests hold the kernels to.
 
-Importing this module does not import numba: that costs ~0.35 s and loading the
-cached kernels another ~0.8 s (3.2 s with an empty cache), which scripts that
-never train should not pay. numba is imported on the first kernel call, and
+Importing this module does not import numba: importing it and loading the cached
+kernels costs a good part of a second (the README's cold-start benchmark row), which
+scripts that never train should not pay. numba is imported on the first kernel call, and
 each kernel compiles (or loads from cache) on its own first call.
 
 ``TINYMETA_JIT=0`` in the environment turns the JIT off; ``set_enabled`` toggles
@@ -27,14 +27,12 @@ NAMES = ("relu", "relu_backward", "tanh_backward", "sigmoid_backward", "bias_act
          "linear_act", "softmax_xent", "mse", "mse_backward",
          "sgd_update", "adam_update", "rmsprop_update", "adagrad_update")
 
-# No size thresholds between numba and NumPy: every kernel beat its twin at every size
-# measured. `benchmarks/bench_kernels.py --sweep` (1 to 4M elements, float32 and
-# float64, through these public functions): 0.9-1.4 us against NumPy's 1.2-1.8 us at
-# 1-100 elements (call overhead dominates both), 1.7-3.4x faster from 1e3 to 1e6,
-# 1.7-2.6x at 4e6 (one pass, no temporaries). Two compiled kernels choose between two
-# strategies by size, with the measurements beside the constants in _numba.py:
-# softmax_xent (XENT_SPLIT: NumPy's vectorised exp between two compiled passes) and
-# linear_act (LINEAR_LOOPS: the whole small layer as one loop, else np.dot first).
+# Kernels compute forwards (of the op table's primitives, including the derivative
+# primitives such as relu_backward and mse_grad, whose own rules stay in the table) and
+# fused optimizer updates (whose rules are written once, in updates.py). None computes a
+# derivative the op table also computes. Measured speed-ups, and the two size thresholds
+# inside _numba.py (XENT_SPLIT, LINEAR_LOOPS), are in the README's "Kernels" section and
+# come from `python benchmarks/bench_kernels.py`.
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -154,29 +152,37 @@ def _load():
     _jit = {name: getattr(_numba, name) for name in NAMES}
 
 
-def _dispatch(name, suits, *args):
-    """Run kernel ``name`` compiled if wanted, possible and ``suits``; else its twin."""
-    if suits and _want:
-        if _jit is None:
-            _load()
-        fn = _jit.get(name)
-        if fn is not None:
-            try:
-                res = fn(*args)
-            except Exception as e:
-                failure = e
-            else:
-                if res is not _twin.UNSUITED:
-                    _compiled.add(name)
-                    return res
-                return getattr(_twin, name)(*args)  # refused by the kernel's own checks
-            # The twin decides whose fault it was: if it raises too (a label out
-            # of range, say), that is the caller's error and the kernel stays; if
-            # it succeeds, the kernel is broken (typing, lowering, cache) and retires.
+def _kernel(name):
+    """The compiled wrapper of kernel ``name``, or None (JIT off, numba missing, or retired)."""
+    if not _want:
+        return None
+    if _jit is None:
+        _load()
+    return _jit.get(name)
+
+
+def _run(name, fn, args):
+    """``fn`` (kernel ``name`` compiled, or None) on ``args``; the twin when there is no
+    compiled kernel or it refuses the arrays (it returns UNSUITED)."""
+    if fn is not None:
+        try:
+            res = fn(*args)
+        except Exception as e:
+            # The twin decides whose fault it was: if it raises too (a label out of
+            # range, say), that is the caller's error and the kernel stays; if it
+            # succeeds, the kernel is broken (typing, lowering, cache) and retires.
             res = getattr(_twin, name)(*args)
-            _fall_back(f"kernel {name!r} failed ({type(failure).__name__}: {failure})", name)
+            _fall_back(f"kernel {name!r} failed ({type(e).__name__}: {e})", name, stacklevel=5)
+            return res
+        if res is not _twin.UNSUITED:
+            _compiled.add(name)
             return res
     return getattr(_twin, name)(*args)
+
+
+def _dispatch(name, suits, *args):
+    """Run kernel ``name`` compiled if wanted, possible and ``suits``; else its twin."""
+    return _run(name, _kernel(name) if suits else None, args)
 
 
 def _impl(name, use_numba):
@@ -258,32 +264,42 @@ def linear_act(x, w, b, act):
              and w.ndim == 2 and w.flags.c_contiguous and w.shape[1] == x.shape[1]
              and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype
                                 and b.shape == w.shape[:1])))
-    if not suits:  # e.g. a transposed weight: np.dot takes it, and bias_act may still compile
-        return bias_act(np.dot(x, w.T), b, act)
     return _dispatch("linear_act", suits, x, w, b, act)
 
 
-def mse(pred, target, lead):
-    """Mean of (pred - target)**2 over every axis from ``lead`` on: shape pred.shape[:lead]
-    (lead=0: the scalar loss; lead=1: one loss per task)."""
-    suits = _same(pred, target) and 0 <= lead < pred.ndim and pred.size > 0
-    return _dispatch("mse", suits, pred, target, lead)
+def _trailing(pred, target, axis):
+    """k when mse reduces same-shape operands over axes k.. (the whole loss: 0, one per
+    task: 1), which is what the compiled kernels do; else None (the twin does the rest)."""
+    if type(pred) is not np.ndarray or type(target) is not np.ndarray or pred.shape != target.shape:
+        return None
+    if axis is None:
+        return 0
+    axes = sorted(axis)
+    if axes and axes[0] > 0 and axes == list(range(axes[0], pred.ndim)):
+        return axes[0]
+    return None
 
 
-def mse_backward(g, pred, target, lead):
-    """mse's gradient w.r.t. pred, for upstream g of shape pred.shape[:lead]:
-    (g * 2/n) * (pred - target), g broadcast over the trailing axes (n of them per row)."""
-    suits = (_same(pred, target) and 0 <= lead < pred.ndim and pred.size > 0
-             and _floats(pred, g) and g.shape == pred.shape[:lead])
-    return _dispatch("mse_backward", suits, g, pred, target, lead)
+def mse(pred, target, axis=None):
+    """Mean of (pred - target)**2 over ``axis`` (None: all axes; else a tuple of
+    non-negative axes); pred and target broadcast."""
+    lead = _trailing(pred, target, axis)
+    suits = lead is not None and _same(pred, target) and pred.size > 0
+    return _dispatch("mse", suits, pred, target, axis)
+
+
+def mse_backward(g, pred, target, axis=None):
+    """The derivative of mse w.r.t. pred for upstream gradient g (mse's output shape):
+    (g * 2/n) * (pred - target), n the number of elements each loss averages."""
+    lead = _trailing(pred, target, axis)
+    suits = (lead is not None and _same(pred, target) and pred.size > 0 and _floats(pred, g)
+             and g.shape == pred.shape[:lead])
+    return _dispatch("mse_backward", suits, g, pred, target, axis)
 
 
 def softmax_xent(logits, labels):
-    """Per-row cross-entropy of softmax(logits) against integer labels.
-
-    Returns (losses (N,), dlogits (N, C)) with dlogits = softmax - onehot, not
-    divided by N. Stable for large logits (max-shifted).
-    """
+    """Per-row cross-entropy of softmax(logits) against integer labels: losses (N,),
+    stable for large logits (max-shifted). Its derivative is the op table's business."""
     suits = (_same(logits) and logits.ndim == 2 and isinstance(labels, np.ndarray)
              and labels.dtype in _INTS and labels.shape == logits.shape[:1])
     return _dispatch("softmax_xent", suits, logits, labels)
@@ -311,26 +327,11 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step
 def adam_update_many(items, lr, beta1, beta2, eps, weight_decay, decoupled):
     """adam_update on each (p, g, m, v, step) tuple of ``items``, in one call: what Adam.step
     runs. On small models the per-call dispatch cost as much as the arithmetic, so the
-    compiled kernel is looked up once; any tensor it refuses or fails on goes through
-    adam_update (which falls back to the twin and, if need be, retires the kernel)."""
-    fn = None
-    if _want:
-        if _jit is None:
-            _load()
-        fn = _jit.get("adam_update")
+    compiled kernel is looked up once for all the tensors."""
+    fn = _kernel("adam_update")
     for p, g, m, v, step in items:
-        if fn is not None and _floats(p, g, m, v):
-            try:
-                res = fn(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
-            except Exception:
-                pass  # adam_update below decides whose fault it was
-            else:
-                if res is None:
-                    _compiled.add("adam_update")
-                else:  # refused by the kernel's own checks
-                    _twin.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
-                continue
-        adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
+        _run("adam_update", fn if _floats(p, g, m, v) else None,
+             (p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step))
 
 
 def rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay, momentum, buf):

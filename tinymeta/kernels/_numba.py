@@ -126,32 +126,25 @@ def _row_max(x, i):
 
 
 @_jit
-def _softmax_xent(x, labels, losses, d):
+def _softmax_xent(x, labels, losses):
     n, c = x.shape
     for i in range(n):
         lab = labels[i]
         if lab < 0 or lab >= c:
             return i  # the wrapper raises; numba cannot build our exception types
         m = _row_max(x, i)
-        # Park exp(x - m) in d so exp runs once per entry.
-        s = np.exp(x[i, 0] - m)
-        d[i, 0] = s
+        s = np.exp(x[i, 0] - m)  # typed like x: float32 sums as the twin does
         for j in range(1, c):
-            e = np.exp(x[i, j] - m)
-            d[i, j] = e
-            s += e
-        for j in range(c):
-            d[i, j] = d[i, j] / s
-        d[i, lab] -= 1
+            s += np.exp(x[i, j] - m)
         losses[i] = np.log(s) - (x[i, lab] - m)
     return -1
 
 
 # The split form of _softmax_xent for larger inputs: numba's exp is scalar libm,
-# NumPy's is SIMD, so exp runs in NumPy between two compiled passes. The row max
-# waits in `losses` until the second pass overwrites it with the loss.
+# NumPy's is SIMD, so exp runs in NumPy between two compiled passes over a workspace.
+# The row max waits in `losses` until the second pass overwrites it with the loss.
 @_jit
-def _xent_shift(x, labels, losses, d):
+def _xent_shift(x, labels, losses, work):
     n, c = x.shape
     for i in range(n):
         lab = labels[i]
@@ -160,23 +153,18 @@ def _xent_shift(x, labels, losses, d):
         m = _row_max(x, i)
         losses[i] = m
         for j in range(c):
-            d[i, j] = x[i, j] - m
+            work[i, j] = x[i, j] - m
     return -1
 
 
 @_jit
-def _xent_finish(x, labels, losses, d):
-    # losses[i] holds row i's max (from _xent_shift) until the last line replaces it.
+def _xent_finish(x, labels, losses, work):
     n, c = x.shape
     for i in range(n):
-        s = d[i, 0]
+        s = work[i, 0]
         for j in range(1, c):
-            s += d[i, j]
-        for j in range(c):
-            d[i, j] = d[i, j] / s
-        lab = labels[i]
-        d[i, lab] -= 1
-        losses[i] = np.log(s) - (x[i, lab] - losses[i])
+            s += work[i, j]
+        losses[i] = np.log(s) - (x[i, labels[i]] - losses[i])
 
 
 # From this many logits on, the split form wins: measured crossover 250 (float64)
@@ -184,15 +172,15 @@ def _xent_finish(x, labels, losses, d):
 XENT_SPLIT = 300
 
 
-def softmax_xent_into(x, labels, losses, d):
-    """The kernel proper: fills losses (N,) and d (N, C); returns the first bad
-    label's row or -1."""
+def softmax_xent_into(x, labels, losses):
+    """The kernel proper: fills losses (N,); returns the first bad label's row or -1."""
     if x.size < XENT_SPLIT:
-        return _softmax_xent(x, labels, losses, d)
-    bad = _xent_shift(x, labels, losses, d)
+        return _softmax_xent(x, labels, losses)
+    work = np.empty(x.shape, x.dtype)
+    bad = _xent_shift(x, labels, losses, work)
     if bad < 0:
-        np.exp(d, out=d)
-        _xent_finish(x, labels, losses, d)
+        np.exp(work, out=work)
+        _xent_finish(x, labels, losses, work)
     return bad
 
 
@@ -357,20 +345,24 @@ def linear_act(x, w, b, act):
 def softmax_xent(logits, labels):
     _twin.check_xent(logits, labels)
     losses = np.empty(logits.shape[0], logits.dtype)
-    d = np.empty(logits.shape, logits.dtype)
-    bad = softmax_xent_into(logits, labels, losses, d)
+    bad = softmax_xent_into(logits, labels, losses)
     if bad >= 0:
         raise _twin.label_error(labels, bad, logits.shape[1])
-    return losses, d
+    return losses
 
 
-def mse(pred, target, lead):
+def _lead(axis):
+    return 0 if axis is None else min(axis)
+
+
+def mse(pred, target, axis=None):
+    lead = _lead(axis)
     out = np.empty(pred.shape[:lead], pred.dtype)
     _mse(pred, target, max(out.size, 1), out.reshape(-1) if lead else out.reshape(1))
     return out
 
 
-def mse_backward(g, pred, target, lead):
+def mse_backward(g, pred, target, axis=None):
     res = np.empty(pred.shape, pred.dtype)
     _mse_backward(g, pred, target, res)
     return res

@@ -12,7 +12,10 @@ otherwise upcast every float32 temporary.
 """
 import numpy as np
 
-from tinymeta.errors import ArgumentError, DTypeError, IndexError_, ShapeError
+from tinymeta.errors import ArgumentError, DTypeError, IndexingError, ShapeError
+
+from . import updates
+from .updates import ARRAYS
 
 
 # Returned by a compiled optimizer kernel that refused its arrays (wrong layout,
@@ -63,14 +66,20 @@ def linear_act(x, w, b, act):
     return bias_act(np.dot(x, w.T), b, act)
 
 
-def mse(pred, target, lead):
+def _count(shape, axis):
+    return int(np.prod(shape)) if axis is None else int(np.prod([shape[a] for a in axis]))
+
+
+def mse(pred, target, axis=None):
     d = pred - target
-    return _nd(np.mean(d * d, axis=tuple(range(lead, d.ndim))))
+    return _nd(np.mean(d * d, axis=axis))
 
 
-def mse_backward(g, pred, target, lead):
-    n = int(np.prod(pred.shape[lead:]))
-    return (np.reshape(g, g.shape + (1,) * (pred.ndim - lead)) * (2.0 / n if n else 0.0)) * (pred - target)
+def mse_backward(g, pred, target, axis=None):
+    d = pred - target
+    n = _count(d.shape, axis)
+    keep = tuple(1 if axis is None or i in axis else s for i, s in enumerate(d.shape))
+    return (np.reshape(g, keep) * (2.0 / n if n else 0.0)) * d  # empty: empty
 
 
 def check_xent(logits, labels):
@@ -85,7 +94,7 @@ def check_xent(logits, labels):
 
 
 def label_error(labels, row, c):
-    return IndexError_(f"softmax_xent: label {int(labels[row])} at row {row} is outside [0, {c})")
+    return IndexingError(f"softmax_xent: label {int(labels[row])} at row {row} is outside [0, {c})")
 
 
 def softmax_xent(logits, labels):
@@ -96,17 +105,12 @@ def softmax_xent(logits, labels):
         if bad.size:
             raise label_error(labels, bad[0], c)
     if logits.size == 0:
-        return np.empty(n, logits.dtype), np.empty_like(logits)
+        return np.empty(n, logits.dtype)
     # Shift by the row max so exp never overflows; the loss is then
     # log(sum exp(x - m)) - (x_label - m), both terms of moderate size.
     m = logits.max(axis=1, keepdims=True)
-    e = np.exp(logits - m)
-    s = e.sum(axis=1, keepdims=True)
-    rows = np.arange(n)
-    losses = np.log(s[:, 0]) - (logits[rows, labels] - m[:, 0])
-    d = e / s
-    d[rows, labels] -= 1
-    return losses, d
+    s = np.exp(logits - m).sum(axis=1)
+    return np.log(s) - (logits[np.arange(n), labels] - m[:, 0])
 
 
 def typed(p, *scalars):
@@ -115,52 +119,34 @@ def typed(p, *scalars):
     return [t(s) for s in scalars]
 
 
+# The optimizer twins run the one rule of each optimizer (updates.py) on arrays and write
+# the results in place. Scalars are cast to p's dtype first, as the compiled kernels do.
+
+def _store(*pairs):
+    for dst, value in pairs:
+        if dst is not None and value is not None and value is not dst:
+            dst[...] = value
+
+
 def sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
-    lr, mom, damp1, wd = typed(p, lr, momentum, 1 - dampening, weight_decay)
-    d = g + wd * p if wd != 0 else g
-    if mom != 0:
-        if first_step:
-            buf[...] = d
-        else:
-            buf *= mom
-            buf += damp1 * d
-        d = d + mom * buf if nesterov else buf
-    p -= lr * d
+    lr, mom, damp, wd = typed(p, lr, momentum, dampening, weight_decay)
+    new_p, new_buf = updates.sgd(p, g, None if first_step else buf, lr, mom, damp, nesterov, wd, ARRAYS)
+    _store((p, new_p), (buf, new_buf))
 
 
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
-    bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
-    lr, b1, b2, omb1, omb2, eps, wd, bc1, bc2 = typed(
-        p, lr, beta1, beta2, 1 - beta1, 1 - beta2, eps, weight_decay, bc1, bc2)
-    if wd != 0:
-        if decoupled:
-            p *= 1 - lr * wd
-        else:
-            g = g + wd * p
-    m *= b1
-    m += omb1 * g
-    v *= b2
-    v += omb2 * g * g
-    p -= lr * (m / bc1) / (np.sqrt(v / bc2) + eps)
+    lr, b1, b2, eps, wd = typed(p, lr, beta1, beta2, eps, weight_decay)
+    new_p, new_m, new_v = updates.adam(p, g, m, v, step, lr, b1, b2, eps, wd, decoupled, ARRAYS)
+    _store((p, new_p), (m, new_m), (v, new_v))
 
 
 def rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay, momentum, buf):
-    lr, alpha, oma, eps, wd, mom = typed(p, lr, alpha, 1 - alpha, eps, weight_decay, momentum)
-    if wd != 0:
-        g = g + wd * p
-    sq *= alpha
-    sq += oma * g * g
-    if mom > 0:
-        buf *= mom
-        buf += g / (np.sqrt(sq) + eps)
-        p -= lr * buf
-    else:
-        p -= lr * g / (np.sqrt(sq) + eps)
+    lr, alpha, eps, wd, mom = typed(p, lr, alpha, eps, weight_decay, momentum)
+    new_p, new_sq, new_buf = updates.rmsprop(p, g, sq, buf, lr, alpha, eps, wd, mom, ARRAYS)
+    _store((p, new_p), (sq, new_sq), (buf, new_buf))
 
 
 def adagrad_update(p, g, s, lr, eps, weight_decay):
     lr, eps, wd = typed(p, lr, eps, weight_decay)
-    if wd != 0:
-        g = g + wd * p
-    s += g * g
-    p -= lr * g / (np.sqrt(s) + eps)
+    new_p, new_s = updates.adagrad(p, g, s, lr, eps, wd, ARRAYS)
+    _store((p, new_p), (s, new_s))

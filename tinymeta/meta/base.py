@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import ops
 from ..engine import Tensor, enable_grad, grad, no_grad
+from ..checks import integer, number
 from ..errors import ArgumentError, ShapeError
 from ..nn import functional as F
 from ..nn.module import Module, functional_call
@@ -41,17 +42,11 @@ def _xent_per_task(logits, y):
 
 
 def check_number(owner, name, value, positive=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or (positive and value <= 0):
-        raise ArgumentError(f"{owner}: {name} must be a {'positive ' if positive else ''}finite number, "
-                            f"got {value!r}")
-    return float(value)
+    return number(owner, name, value, low=0 if positive else None, strict_low=positive)
 
 
 def check_int(owner, name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ArgumentError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return integer(owner, name, value, minimum)
 
 
 class MetaLearner:
@@ -137,7 +132,8 @@ class MetaLearner:
                 fast = [p.requires_grad_() for p in fast]
             if not any(params[n].requires_grad and not params[n].is_leaf for n in names):
                 return {n: p.detach() for n, p in zip(names, fast)}
-            return {n: params[n] + (p.data - params[n].data) for n, p in zip(names, fast)}
+            # (in tinymeta ops, not on .data: tm.trace must see the update to replay it)
+            return {n: params[n] + (p.detach() - params[n].detach()) for n, p in zip(names, fast)}
         for _ in range(steps):
             loss = ops.sum(self.task_losses(params, x, y))
             # retain_graph: the query loss shares this graph's first nodes (theta_T).

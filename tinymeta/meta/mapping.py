@@ -11,7 +11,7 @@ Garnelo et al. 2018). phi_i is the *full* parameter vector of a base learner (a 
 model, or an MLP such as 1-40-40-1) run through ``nn.functional_call``. A new task is
 solved by one forward pass instead of gradient steps.
 
-Two ways to train theta (the design documents' supervised form, and end to end):
+Two ways to train theta (supervised on known optima, and end to end):
 
 1. supervised:  min_theta sum_i || f_theta(S_i) - phi_i* ||^2, with phi_i* each task's
    optimum (closed form through the pseudo-inverse for linear tasks, or gradient descent).
@@ -86,7 +86,7 @@ class MappingLearner(MetaLearner):
         return self.head(pooled)
 
     def unflatten(self, flat):
-        """(T, n_params) -> {name: (T, *shape)} for ``functional_call``."""
+        """``(T, n_params)`` -> ``{name: (T, *shape)}`` for ``functional_call``."""
         params, start = {}, 0
         for (name, shape), size in zip(self.shapes, self.sizes):
             params[name] = ops.reshape(flat[:, start:start + size], (flat.shape[0],) + tuple(shape))
@@ -94,7 +94,7 @@ class MappingLearner(MetaLearner):
         return params
 
     def flatten_targets(self, targets):
-        """Targets as (T, n_params): an array already flat, or a dict name -> (T, *shape)."""
+        """Targets as ``(T, n_params)``: an array already flat, or a dict name -> ``(T, *shape)``."""
         if isinstance(targets, dict):
             targets = np.concatenate([np.asarray(targets[n]).reshape(len(targets[n]), -1)
                                       for n, _ in self.shapes], axis=1)
@@ -131,7 +131,7 @@ class MappingLearner(MetaLearner):
 
 
 def linear_targets(task_family):
-    """target_fn for a ``tasks.LinearRegression`` family with a bias-free ``nn.Linear(dim, 1)``
+    """target_fn for a ``tasks.LinearFunctions`` family with a bias-free ``nn.Linear(dim, 1)``
     base model: each task's least-squares optimum through the pseudo-inverse, as (T, dim)."""
     def target_fn(batch):
         w = task_family.optimal_params(batch.x_support, batch.y_support)  # (T, dim, 1)

@@ -18,8 +18,8 @@ import numpy as np
 from .. import ops
 from ..engine import Tensor
 from ..errors import ArgumentError
-from ..linalg import solve
-from ..nn.module import Module, Parameter
+from ..learners import ridge_solve
+from ..nn.module import Module, Parameter, functional_call
 from .base import MetaLearner
 
 
@@ -46,7 +46,6 @@ class RidgeHead(MetaLearner):
         self.n_outputs = n_outputs
 
     def _features(self, params, x):
-        from ..nn.module import functional_call
         feats = functional_call(self.model.features, {k[len("features."):]: v for k, v in params.items()
                                                      if k.startswith("features.")}, x)
         ones = Tensor(np.ones(feats.shape[:-1] + (1,), dtype=feats.dtype))
@@ -62,14 +61,7 @@ class RidgeHead(MetaLearner):
         """The ridge solution W (T, d, outputs) for support sets x (T, n, ...)."""
         X = self._features(params, x)
         Y = Tensor(self._targets(y, X.dtype))
-        n, d = X.shape[-2], X.shape[-1]
-        lam = ops.exp(params["log_lambda"])
-        Xt = ops.transpose(X, -1, -2)
-        if n < d:  # Woodbury: an n x n solve instead of d x d
-            A = X @ Xt + lam * np.eye(n, dtype=X.dtype)
-            return Xt @ solve(A, Y)
-        A = Xt @ X + lam * np.eye(d, dtype=X.dtype)
-        return solve(A, Xt @ Y)
+        return ridge_solve(X, Y, ops.exp(params["log_lambda"]))  # the dual (n x n) when n < d
 
     def forward(self, params, x):
         W = params["W"]

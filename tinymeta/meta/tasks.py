@@ -6,45 +6,17 @@ axis ``[tasks, shots, ...]``. ``rng`` arguments take an int seed or a
 get different but reproducible batches (``None`` draws fresh OS entropy).
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ArgumentError, DTypeError, IndexError_, ShapeError
-
-
-def _as_generator(rng):
-    if rng is None:
-        return np.random.default_rng()
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        if rng < 0:
-            raise ArgumentError(f"rng: a seed must be a non-negative int, got {rng}")
-        return np.random.default_rng(int(rng))
-    raise DTypeError(f"rng must be None, an int seed or a np.random.Generator, got {type(rng).__name__}")
-
-
-def _positive_int(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ArgumentError(f"{owner}: {name} must be an int >= 1, got {value!r}")
-    return int(value)
+from ..checks import as_rng, integer, low_high, number
+from ..errors import ArgumentError, IndexingError, ShapeError
 
 
 def _non_negative(owner, name, value):
-    if not np.isfinite(value) or value < 0:
-        raise ArgumentError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _range(owner, name, value):
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{owner}: {name} must be a (low, high) pair, got {value!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
-        raise ArgumentError(f"{owner}: {name} must be a finite (low, high) pair with low <= high, got {value!r}")
-    return lo, hi
+    return number(owner, name, value, low=0)
 
 
 @dataclass(eq=False)
@@ -78,12 +50,12 @@ class TaskBatch:
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
             n = len(self)
             if not -n <= index < n:
-                raise IndexError_(f"TaskBatch index {index} out of range for {n} tasks")
+                raise IndexingError(f"TaskBatch index {index} out of range for {n} tasks")
             index = slice(index % n, index % n + 1)  # keep the task axis
         elif not isinstance(index, slice):
             index = np.asarray(index)
             if index.ndim != 1 or index.dtype.kind not in "iub":
-                raise IndexError_(f"TaskBatch: index with an int, a slice or a 1-D int/bool array, got {index!r}")
+                raise IndexingError(f"TaskBatch: index with an int, a slice or a 1-D int/bool array, got {index!r}")
         return TaskBatch(self.x_support[index], self.y_support[index], self.x_query[index],
                          self.y_query[index], {k: v[index] for k, v in self.params.items()})
 
@@ -104,11 +76,11 @@ class Sinusoid:
 
     def __init__(self, k_support=10, k_query=10, amp_range=(0.1, 5.0), phase_range=(0, np.pi),
                  x_range=(-5, 5), dtype=np.float32):
-        self.k_support = _positive_int("Sinusoid", "k_support", k_support)
-        self.k_query = _positive_int("Sinusoid", "k_query", k_query)
-        self.amp_range = _range("Sinusoid", "amp_range", amp_range)
-        self.phase_range = _range("Sinusoid", "phase_range", phase_range)
-        self.x_range = _range("Sinusoid", "x_range", x_range)
+        self.k_support = integer("Sinusoid", "k_support", k_support)
+        self.k_query = integer("Sinusoid", "k_query", k_query)
+        self.amp_range = low_high("Sinusoid", "amp_range", amp_range)
+        self.phase_range = low_high("Sinusoid", "phase_range", phase_range)
+        self.x_range = low_high("Sinusoid", "x_range", x_range)
         self.dtype = np.dtype(dtype)
 
     @staticmethod
@@ -123,10 +95,10 @@ class Sinusoid:
 
     def sample(self, n_tasks, rng=None, k_support=None, k_query=None):
         """``n_tasks`` tasks; ``k_support``/``k_query`` override the defaults (e.g. k_query=100 to evaluate)."""
-        n = _positive_int("Sinusoid.sample", "n_tasks", n_tasks)
-        ks = self.k_support if k_support is None else _positive_int("Sinusoid.sample", "k_support", k_support)
-        kq = self.k_query if k_query is None else _positive_int("Sinusoid.sample", "k_query", k_query)
-        gen = _as_generator(rng)
+        n = integer("Sinusoid.sample", "n_tasks", n_tasks)
+        ks = self.k_support if k_support is None else integer("Sinusoid.sample", "k_support", k_support)
+        kq = self.k_query if k_query is None else integer("Sinusoid.sample", "k_query", k_query)
+        gen = as_rng(rng)
         amp = gen.uniform(*self.amp_range, size=n)
         phase = gen.uniform(*self.phase_range, size=n)
         x = gen.uniform(*self.x_range, size=(n, ks + kq, 1))
@@ -136,8 +108,9 @@ class Sinusoid:
                          {"amplitude": amp.astype(self.dtype), "phase": phase.astype(self.dtype)})
 
 
-class LinearRegression:
-    """Linear tasks ``y = x @ w (+ b) + noise * eps`` with x ~ N(0, I), w ~ N(0, weight_scale^2 I).
+class LinearFunctions:
+    """The task family of linear functions (``learners.LinearRegression`` is the learner that
+    fits one): tasks ``y = x @ w (+ b) + noise * eps`` with x ~ N(0, I), w ~ N(0, weight_scale^2 I).
 
     With ``bias=True`` each task also draws ``b ~ N(0, weight_scale^2)``
     (``params["b"]``, shape (n,)). y has shape (n, k, 1).
@@ -145,19 +118,19 @@ class LinearRegression:
 
     def __init__(self, dim=5, k_support=10, k_query=10, noise=0.1, weight_scale=1.0, bias=False,
                  dtype=np.float32):
-        self.dim = _positive_int("LinearRegression", "dim", dim)
-        self.k_support = _positive_int("LinearRegression", "k_support", k_support)
-        self.k_query = _positive_int("LinearRegression", "k_query", k_query)
-        self.noise = _non_negative("LinearRegression", "noise", noise)
-        self.weight_scale = _non_negative("LinearRegression", "weight_scale", weight_scale)
+        self.dim = integer("LinearFunctions", "dim", dim)
+        self.k_support = integer("LinearFunctions", "k_support", k_support)
+        self.k_query = integer("LinearFunctions", "k_query", k_query)
+        self.noise = _non_negative("LinearFunctions", "noise", noise)
+        self.weight_scale = _non_negative("LinearFunctions", "weight_scale", weight_scale)
         self.bias = bool(bias)
         self.dtype = np.dtype(dtype)
 
     def sample(self, n_tasks, rng=None, k_support=None, k_query=None):
-        n = _positive_int("LinearRegression.sample", "n_tasks", n_tasks)
-        ks = self.k_support if k_support is None else _positive_int("LinearRegression.sample", "k_support", k_support)
-        kq = self.k_query if k_query is None else _positive_int("LinearRegression.sample", "k_query", k_query)
-        gen = _as_generator(rng)
+        n = integer("LinearFunctions.sample", "n_tasks", n_tasks)
+        ks = self.k_support if k_support is None else integer("LinearFunctions.sample", "k_support", k_support)
+        kq = self.k_query if k_query is None else integer("LinearFunctions.sample", "k_query", k_query)
+        gen = as_rng(rng)
         w = gen.normal(0.0, self.weight_scale, size=(n, self.dim))
         x = gen.normal(size=(n, ks + kq, self.dim))
         y = x @ w[:, :, None] + self.noise * gen.normal(size=(n, ks + kq, 1))
@@ -177,13 +150,13 @@ class LinearRegression:
         under-determined); ``ridge > 0`` solves (X^T X + ridge I) w = X^T y and
         leaves the bias unpenalised.
         """
-        ridge = _non_negative("LinearRegression.optimal_params", "ridge", ridge)
+        ridge = _non_negative("LinearFunctions.optimal_params", "ridge", ridge)
         x = np.asarray(x_support, dtype=np.float64)
         y = np.asarray(y_support, dtype=np.float64)
         if y.ndim == 2:
             y = y[..., None]
         if x.ndim != 3 or x.shape[-1] != self.dim or y.shape != x.shape[:2] + (1,):
-            raise ShapeError(f"LinearRegression.optimal_params: expected x (n, k, {self.dim}) and y (n, k, 1), "
+            raise ShapeError(f"LinearFunctions.optimal_params: expected x (n, k, {self.dim}) and y (n, k, 1), "
                              f"got {x.shape} and {np.shape(y_support)}")
         if self.bias:
             x = np.concatenate([x, np.ones(x.shape[:2] + (1,))], axis=-1)
@@ -201,11 +174,11 @@ class LinearRegression:
 def split_classes(y, n_test_classes, rng=None):
     """Randomly partition the labels of ``y`` into disjoint ``(train_classes, test_classes)`` (sorted)."""
     classes = np.unique(np.asarray(y))
-    n_test = _positive_int("split_classes", "n_test_classes", n_test_classes)
+    n_test = integer("split_classes", "n_test_classes", n_test_classes)
     if n_test >= len(classes):
         raise ArgumentError(f"split_classes: n_test_classes={n_test} must be smaller than the number of "
                             f"classes ({len(classes)}) to leave classes for meta-training")
-    perm = _as_generator(rng).permutation(len(classes))
+    perm = as_rng(rng).permutation(len(classes))
     return np.sort(classes[perm[n_test:]]), np.sort(classes[perm[:n_test]])
 
 
@@ -221,9 +194,9 @@ class FewShotClassification:
 
     def __init__(self, X, y, n_way=5, k_shot=1, k_query=15, classes=None, dtype=np.float32):
         owner = "FewShotClassification"
-        self.n_way = _positive_int(owner, "n_way", n_way)
-        self.k_shot = _positive_int(owner, "k_shot", k_shot)
-        self.k_query = _positive_int(owner, "k_query", k_query)
+        self.n_way = integer(owner, "n_way", n_way)
+        self.k_shot = integer(owner, "k_shot", k_shot)
+        self.k_query = integer(owner, "k_query", k_query)
         self.X, self.y = np.asarray(X), np.asarray(y)
         if self.y.ndim != 1 or self.X.ndim < 1 or self.X.shape[0] != self.y.shape[0]:
             raise ShapeError(f"{owner}: X needs one row per label in the 1-D y, got X {self.X.shape} and "
@@ -259,8 +232,8 @@ class FewShotClassification:
         return cls(X, y, classes=train, **kwargs), cls(X, y, classes=test, **kwargs)
 
     def sample(self, n_tasks, rng=None):
-        n = _positive_int("FewShotClassification.sample", "n_tasks", n_tasks)
-        gen = _as_generator(rng)
+        n = integer("FewShotClassification.sample", "n_tasks", n_tasks)
+        gen = as_rng(rng)
         ks, kq = self.k_shot, self.k_query
         support = np.empty((n, self.n_way, ks), dtype=np.int64)
         query = np.empty((n, self.n_way, kq), dtype=np.int64)
@@ -278,4 +251,14 @@ class FewShotClassification:
             {"classes": self.classes[chosen]})
 
 
-__all__ = ["TaskBatch", "Sinusoid", "LinearRegression", "FewShotClassification", "split_classes"]
+__all__ = ["TaskBatch", "Sinusoid", "LinearFunctions", "FewShotClassification", "split_classes"]
+
+
+def __getattr__(name):
+    # Old name, kept working for one release: it read like learners.LinearRegression.
+    if name == "LinearRegression":
+        warnings.warn("meta.tasks.LinearRegression is renamed meta.tasks.LinearFunctions (the task "
+                      "family; learners.LinearRegression is the learner); the old name goes in the next "
+                      "release", DeprecationWarning, stacklevel=2)
+        return LinearFunctions
+    raise AttributeError(f"module 'tinymeta.meta.tasks' has no attribute {name!r}")

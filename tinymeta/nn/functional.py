@@ -7,7 +7,7 @@ import numpy as np
 from .. import ops
 from ..engine import Tensor
 from ..errors import ArgumentError, DTypeError, ShapeError
-from ..ops import guard
+from ..errors import guard
 from ..ops import (leaky_relu, linear, log_softmax, logsumexp, relu, sigmoid, softmax,  # noqa: F401
                    softplus, tanh)
 from .module import check_same_shape

@@ -6,7 +6,7 @@ import numpy as np
 from .. import ops
 from ..creation import as_rng
 from ..engine import Tensor, get_default_dtype
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ShapeError
 from .module import Module, Parameter
 
 
@@ -18,13 +18,18 @@ def as_input(x, like):
 
 
 class Linear(Module):
-    """y = x W^T + b, with W of shape (out_features, in_features).
+    """y = x W^T + b, with W of shape (out_features, in_features); with ``activation="relu"``,
+    y = relu(x W^T + b) as one fused node (one pass over memory, same numbers).
 
     Initialised as PyTorch does: W and b uniform in [-1/sqrt(in), 1/sqrt(in)] (PyTorch's
     kaiming_uniform with a=sqrt(5) reduces to exactly that bound)."""
 
-    def __init__(self, in_features, out_features, bias=True, rng=None, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=None,
+                 activation: str | None = None):
         super().__init__()
+        if activation not in (None, "relu"):
+            raise ArgumentError(f"Linear: activation must be None or 'relu', got {activation!r}")
+        self.activation = activation
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ArgumentError(f"Linear: {name} must be a positive int, got {v!r}")
@@ -35,10 +40,20 @@ class Linear(Module):
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
 
     def forward(self, x):
-        return ops.linear(as_input(x, self.weight), self.weight, self.bias)
+        return _linear(self, x, self.activation)
 
     def extra_repr(self):
-        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+        act = f", activation={self.activation!r}" if self.activation else ""
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}{act}"
+
+
+def _linear(layer, x, activation):
+    x = as_input(x, layer.weight)
+    if x.ndim == 0 or x.shape[-1] != layer.in_features:
+        raise ShapeError(f"{layer!r}: the input has shape {x.shape}, but this layer takes "
+                         f"{layer.in_features} features on its last axis; check the model's first "
+                         "layer size against the data, or reshape the input")
+    return ops.linear(x, layer.weight, layer.bias, activation=activation)
 
 
 class _Activation(Module):
@@ -94,17 +109,8 @@ class Sequential(Module):
             setattr(self, str(i), m)
 
     def forward(self, x):
-        mods = list(self._modules.values())
-        i = 0
-        while i < len(mods):
-            m = mods[i]
-            if type(m) is Linear and i + 1 < len(mods) and type(mods[i + 1]) is ReLU:
-                # Linear then ReLU runs as one fused op: one graph node, one pass over memory.
-                x = ops.linear(as_input(x, m.weight), m.weight, m.bias, activation="relu")
-                i += 2
-            else:
-                x = m(x)
-                i += 1
+        for m in self._modules.values():
+            x = m(x)
         return x
 
     def __getitem__(self, i):
@@ -116,7 +122,8 @@ class Sequential(Module):
 
 class MLP(Sequential):
     """``MLP([1, 40, 40, 1], activation="relu")``: Linear layers with the activation
-    between them (not after the last), named like the equivalent ``Sequential``."""
+    between them (not after the last), named like the equivalent ``Sequential``
+    ("0.weight", "2.weight", ...). With ReLU each Linear and its ReLU run as one fused node."""
 
     def __init__(self, sizes, activation="relu", output_activation=None, rng=None, dtype=None):
         sizes = list(sizes)
@@ -135,3 +142,18 @@ class MLP(Sequential):
             layers.append(ACTIVATIONS[output_activation]())
         super().__init__(*layers)
         self.sizes = sizes
+
+    def forward(self, x):
+        # An MLP fuses each Linear with the ReLU after it (one node, one pass over memory,
+        # the same numbers): what ``activation="relu"`` asks for. Sequential never fuses.
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            if type(m) is Linear and m.activation is None and i + 1 < len(mods) and type(mods[i + 1]) is ReLU:
+                x = _linear(m, x, "relu")
+                i += 2
+            else:
+                x = m(x)
+                i += 1
+        return x

@@ -4,7 +4,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..engine import Tensor, no_grad
+from ..engine import Tensor, _mode, no_grad
 from ..errors import ArgumentError, CheckpointError, ShapeError
 
 
@@ -36,9 +36,16 @@ class Module:
         self._modules.pop(name, None)
         if isinstance(value, Tensor) and value.requires_grad and value.is_leaf:
             self._parameters[name] = value
+            if value.name is None:
+                value.name = name
             registered = True
         elif isinstance(value, Module):
             self._modules[name] = value
+            # Parameters take their path in the outermost module they join ("0.weight"), so
+            # tm.viz and tm.trace can name them; a name given by the user stays.
+            for path, p in value.named_parameters(name + "."):
+                if p.name is None or p.name == path[len(name) + 1:]:
+                    p.name = path
             registered = True
         if registered:
             _structure[0] += 1
@@ -67,8 +74,12 @@ class Module:
     def children(self):
         return list(self._modules.values())
 
-    def zero_grad(self):
-        for p in self.parameters():
+    def zero_grad(self) -> None:
+        """Forget every parameter's accumulated gradient (``.grad = None``)."""
+        params = self.parameters()
+        if _mode.tape is not None:
+            _mode.tape.zeroed_grads(params)
+        for p in params:
             p.grad = None
 
     def train(self, mode=True):

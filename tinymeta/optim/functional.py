@@ -1,106 +1,87 @@
 """Update rules as pure functions: (params, grads, state) -> (new params, new state).
 
-Written with tinymeta ops, so they are differentiable: a meta-learner can run them inside
-its inner loop with ``create_graph=True`` and backpropagate through the update itself
-(MAML through SGD, Meta-SGD through a learned per-parameter ``lr``, hypergradients
-through ``lr`` and ``weight_decay``). ``lr`` may be a float, a Tensor, or a list with one
-per parameter. The stateful optimizers in ``optimizers.py`` run the same rules in place
-through fused kernels; the tests hold the two to each other.
+Each optimizer's rule is written once, in ``tinymeta/kernels/updates.py``, for one tensor
+over ``+ - * /``, ``sqrt`` and ``sub_scaled``. Here it runs on Tensors with tinymeta's
+ops, so it is differentiable: a meta-learner can run it inside its inner loop with
+``create_graph=True`` and backpropagate through the update itself (MAML through SGD,
+Meta-SGD through a learned per-parameter ``lr``, hypergradients through ``lr`` and
+``weight_decay``). The stateful optimizers in ``optimizers.py`` run the same rule in place,
+through the fused kernels. ``lr`` may be a float, a Tensor, or a list with one per parameter.
 """
-from ..engine import Tensor
+from ..kernels import updates
 from ..ops import sqrt, sub_scaled
 
 
-def _off(value):
-    """A hyperparameter that is exactly zero and not a Tensor: its term can be skipped.
-    A Tensor stays in the graph even at 0, so its hypergradient is still computed."""
-    return type(value) is not Tensor and value == 0
+class _TensorOps:
+    """What the rules need, as tinymeta's differentiable ops."""
+    sqrt = staticmethod(sqrt)
+    sub_scaled = staticmethod(sub_scaled)
+
+
+OPS = _TensorOps()
 
 
 def _per_param(value, n):
     return list(value) if isinstance(value, (list, tuple)) else [value] * n
 
 
+def _column(state, key, n):
+    values = state.get(key)
+    return [None] * n if values is None else list(values)
+
+
 def sgd(params, grads, state=None, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
         weight_decay=0.0):
-    """d = g + wd p;  b <- mu b + (1 - dampening) d  (b = d at the first step);
+    """SGD with momentum, as in PyTorch (the rule: ``tinymeta.kernels.updates.sgd``):
+    d = g + wd p;  b <- mu b + (1 - dampening) d  (b = d at the first step);
     p <- p - lr (d + mu b if nesterov else b)   (plain p - lr d when mu = 0)."""
-    state = state or {}
-    lrs = _per_param(lr, len(params))
-    bufs = state.get("momentum_buffer")
-    new_params, new_bufs = [], []
-    for i, (p, g) in enumerate(zip(params, grads)):
-        d = g if _off(weight_decay) else g + weight_decay * p
-        if not _off(momentum):
-            b = d if bufs is None else momentum * bufs[i] + (1 - dampening) * d
-            new_bufs.append(b)
-            d = d + momentum * b if nesterov else b
-        new_params.append(sub_scaled(p, lrs[i], d))
-    return new_params, ({"momentum_buffer": new_bufs} if not _off(momentum) else {})
+    state, n = state or {}, len(params)
+    lrs, bufs = _per_param(lr, n), _column(state, "momentum_buffer", n)
+    out = [updates.sgd(p, g, bufs[i], lrs[i], momentum, dampening, nesterov, weight_decay, OPS)
+           for i, (p, g) in enumerate(zip(params, grads))]
+    new_params = [p for p, _ in out]
+    return new_params, ({} if updates.off(momentum) else {"momentum_buffer": [b for _, b in out]})
 
 
 def adam(params, grads, state=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
          decoupled=False):
-    """Kingma & Ba (2015); with ``decoupled`` the weight decay of AdamW (Loshchilov & Hutter 2019):
+    """Adam (Kingma & Ba 2015); with ``decoupled`` the weight decay of AdamW (the rule:
+    ``tinymeta.kernels.updates.adam``):
     m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  p <- p - lr m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps)."""
-    state = state or {}
+    state, n = state or {}, len(params)
     b1, b2 = betas
     t = state.get("step", 0) + 1
-    lrs = _per_param(lr, len(params))
-    ms, vs = state.get("exp_avg"), state.get("exp_avg_sq")
-    new_params, new_m, new_v = [], [], []
-    for i, (p, g) in enumerate(zip(params, grads)):
-        if decoupled and not _off(weight_decay):
-            p = p * (1 - lrs[i] * weight_decay)
-        elif not _off(weight_decay):
-            g = g + weight_decay * p
-        m = (1 - b1) * g if ms is None else b1 * ms[i] + (1 - b1) * g
-        v = (1 - b2) * g * g if vs is None else b2 * vs[i] + (1 - b2) * g * g
-        mhat, vhat = m * (1.0 / (1 - b1 ** t)), v * (1.0 / (1 - b2 ** t))
-        new_params.append(p - lrs[i] * mhat / (sqrt(vhat) + eps))
-        new_m.append(m)
-        new_v.append(v)
-    return new_params, {"step": t, "exp_avg": new_m, "exp_avg_sq": new_v}
+    lrs, ms, vs = _per_param(lr, n), _column(state, "exp_avg", n), _column(state, "exp_avg_sq", n)
+    out = [updates.adam(p, g, ms[i], vs[i], t, lrs[i], b1, b2, eps, weight_decay, decoupled, OPS)
+           for i, (p, g) in enumerate(zip(params, grads))]
+    return [o[0] for o in out], {"step": t, "exp_avg": [o[1] for o in out], "exp_avg_sq": [o[2] for o in out]}
 
 
 def adamw(params, grads, state=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    """AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay, p <- p (1 - lr wd) first."""
     return adam(params, grads, state, lr, betas, eps, weight_decay, decoupled=True)
 
 
 def rmsprop(params, grads, state=None, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
             momentum=0.0):
-    """Tieleman & Hinton (2012), PyTorch's form: s <- alpha s + (1-alpha) g^2;
-    p <- p - lr g / (sqrt(s) + eps)  (with momentum: b <- mu b + g/(sqrt(s)+eps); p <- p - lr b)."""
-    state = state or {}
-    lrs = _per_param(lr, len(params))
-    sqs, bufs = state.get("square_avg"), state.get("momentum_buffer")
-    new_params, new_sq, new_buf = [], [], []
-    for i, (p, g) in enumerate(zip(params, grads)):
-        if not _off(weight_decay):
-            g = g + weight_decay * p
-        s = (1 - alpha) * g * g if sqs is None else alpha * sqs[i] + (1 - alpha) * g * g
-        step = g / (sqrt(s) + eps)
-        if momentum > 0:
-            step = step if bufs is None else momentum * bufs[i] + step
-            new_buf.append(step)
-        new_params.append(p - lrs[i] * step)
-        new_sq.append(s)
-    out = {"square_avg": new_sq}
-    if momentum > 0:
-        out["momentum_buffer"] = new_buf
-    return new_params, out
+    """RMSprop (Tieleman & Hinton 2012), PyTorch's form (the rule: ``tinymeta.kernels.updates.rmsprop``):
+    s <- alpha s + (1-alpha) g^2;  p <- p - lr g / (sqrt(s) + eps)
+    (with momentum: b <- mu b + g/(sqrt(s)+eps); p <- p - lr b)."""
+    state, n = state or {}, len(params)
+    lrs, sqs, bufs = _per_param(lr, n), _column(state, "square_avg", n), _column(state, "momentum_buffer", n)
+    out = [updates.rmsprop(p, g, sqs[i], bufs[i], lrs[i], alpha, eps, weight_decay, momentum, OPS)
+           for i, (p, g) in enumerate(zip(params, grads))]
+    new_state = {"square_avg": [o[1] for o in out]}
+    if not updates.off(momentum):
+        new_state["momentum_buffer"] = [o[2] for o in out]
+    return [o[0] for o in out], new_state
 
 
 def adagrad(params, grads, state=None, lr=1e-2, eps=1e-10, weight_decay=0.0):
-    """Duchi et al. (2011): s <- s + g^2;  p <- p - lr g / (sqrt(s) + eps)."""
-    state = state or {}
-    lrs = _per_param(lr, len(params))
-    sums = state.get("sum")
-    new_params, new_sum = [], []
-    for i, (p, g) in enumerate(zip(params, grads)):
-        if not _off(weight_decay):
-            g = g + weight_decay * p
-        s = g * g if sums is None else sums[i] + g * g
-        new_params.append(p - lrs[i] * g / (sqrt(s) + eps))
-        new_sum.append(s)
-    return new_params, {"sum": new_sum}
+    """Adagrad (Duchi et al. 2011; the rule: ``tinymeta.kernels.updates.adagrad``):
+    s <- s + g^2;  p <- p - lr g / (sqrt(s) + eps)."""
+    state, n = state or {}, len(params)
+    lrs, sums = _per_param(lr, n), _column(state, "sum", n)
+    out = [updates.adagrad(p, g, sums[i], lrs[i], eps, weight_decay, OPS)
+           for i, (p, g) in enumerate(zip(params, grads))]
+    return [o[0] for o in out], {"sum": [o[1] for o in out]}

@@ -1,7 +1,8 @@
 """Stateful optimizers with PyTorch's interface: ``zero_grad()``, ``step()``,
-``state_dict()``, ``load_state_dict()``. Each step runs its rule from ``functional.py``
-in place, through a fused kernel (numba when enabled, NumPy otherwise): one call per
-parameter, or for Adam/AdamW one call per parameter group.
+``state_dict()``, ``load_state_dict()``. Each step runs its optimizer's one rule
+(``tinymeta/kernels/updates.py``, the same rule ``functional.py`` runs differentiably) in
+place, through a fused kernel: compiled by numba when enabled, else the NumPy twin, which
+runs that rule on arrays. One call per parameter, or for Adam/AdamW one per group.
 
 Gradient accumulation needs nothing special: ``.grad`` adds up over ``backward()`` calls
 until ``zero_grad()``; ``step()`` uses whatever has accumulated.
@@ -9,8 +10,8 @@ until ``zero_grad()``; ``step()`` uses whatever has accumulated.
 import numpy as np
 
 from .. import kernels
-from ..engine import Tensor, no_grad
-from ..errors import ArgumentError, CheckpointError, ShapeError
+from ..engine import Tensor, _mode, no_grad
+from ..errors import ArgumentError, CheckpointError, ShapeError, TraceError
 
 
 def _check(name, value, low=0.0, high=None, open_low=False):
@@ -61,15 +62,32 @@ class Optimizer:
     def _params(self):
         return [p for g in self.param_groups for p in g["params"]]
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the accumulated gradients: ``.grad = None`` (the default, as in PyTorch), or
+        with ``set_to_none=False`` a fresh array of zeros for each parameter that had one."""
+        if _mode.tape is not None:
+            if not set_to_none:
+                raise TraceError("zero_grad(set_to_none=False) inside a function being traced: the zeros "
+                                 "would be frozen; use zero_grad() (the default)")
+            _mode.tape.zeroed_grads(self._params())
         for p in self._params():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor(np.zeros_like(p.grad.data))
 
     @no_grad()
-    def step(self):
-        # Every gradient is checked before any parameter moves, so a bad one leaves all
-        # parameters and all optimizer state as they were.
+    def step(self) -> None:
+        """One update of every parameter with a gradient, from its ``.grad``."""
+        if _mode.tape is not None:
+            # Traced (tm.trace, tm.jit): a replay calls step() itself, after writing the
+            # gradients, so the step count and state stay this object's own.
+            _mode.tape.optimizer_step(self)
+        # Every gradient is checked before anything changes (parameters, state, even a
+        # learning rate), so a bad one leaves the optimizer and the model as they were.
         batches = [(group, self._gather(group)) for group in self.param_groups]
+        for group, items in batches:
+            self._prepare_group(group, items)
         for group, items in batches:
             try:
                 self._update_group(group, items)
@@ -92,6 +110,9 @@ class Optimizer:
                 g = np.array(g, dtype=data.dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
             items.append((p, data, g))
         return items
+
+    def _prepare_group(self, group, items):
+        """Called for every group, after every gradient was checked and before any update."""
 
     def _update_group(self, group, items):
         for p, data, g in items:
@@ -163,25 +184,19 @@ class SGD(Optimizer):
         if g["nesterov"] and (g["momentum"] <= 0 or g["dampening"] != 0):
             raise ArgumentError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
 
-    @no_grad()
-    def step(self):
-        for group in self.param_groups:
-            if group["hypergrad_lr"] > 0:
-                self._hypergrad(group)
-        super().step()
-
-    def _hypergrad(self, group):
+    def _prepare_group(self, group, items):
+        if group["hypergrad_lr"] <= 0:
+            return
         dot, seen = 0.0, False
-        for p in group["params"]:
+        for p, _, g in items:
             prev = self.state.get(id(p), {}).get("prev_grad")
-            if p.grad is not None and prev is not None:
-                dot += float(np.vdot(p.grad.data, prev))
+            if prev is not None:
+                dot += float(np.vdot(g, prev))
                 seen = True
         if seen:
             group["lr"] = max(0.0, group["lr"] + group["hypergrad_lr"] * dot)
-        for p in group["params"]:
-            if p.grad is not None:
-                self.state.setdefault(id(p), {})["prev_grad"] = p.grad.data.copy()
+        for p, _, g in items:
+            self.state.setdefault(id(p), {})["prev_grad"] = np.array(g)
 
     def _update(self, p, g, state, group):
         mu = group["momentum"]
