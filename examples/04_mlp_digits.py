@@ -15,7 +15,7 @@ import numpy as np
 from tinymeta import metrics, nn, optim
 from tinymeta.data import load_digits, load_mnist, train_val_test_split
 from tinymeta.nn import functional as F
-from tinymeta.train import evaluate, fit
+from tinymeta.train import evaluate_model, fit
 from _common import parse_args, pyplot, savefig, section
 
 
@@ -72,7 +72,7 @@ def main():
     savefig(history.plot(), args, "curves.png")
 
     section("Test set")
-    test = evaluate(model, F.cross_entropy, (X_te, y_te))
+    test = evaluate_model(model, F.cross_entropy, (X_te, y_te))
     pred = np.concatenate([model(X_te[i:i + 1000]).numpy().argmax(1)
                            for i in range(0, len(X_te), 1000)])
     print(f"test loss {test['loss']:.4f}, test accuracy {test['acc']:.4f} "

@@ -68,9 +68,9 @@ def main():
     for name, (learner, opt) in learners.items():
         t0 = time.perf_counter()
         # Every learner sees the same sequence of training tasks (same rng seed).
-        histories[name] = meta.train(learner, tasks, opt, iterations=iterations, meta_batch=25,
-                                     rng=args.seed, log_every=max(1, iterations // 40),
-                                     progress=False)
+        histories[name] = meta.fit(learner, tasks, opt, iterations=iterations, meta_batch=25,
+                                   rng=args.seed, log_every=max(1, iterations // 40),
+                                   progress=False)
         took = time.perf_counter() - t0
         # Evaluate on fresh tasks (another seed), 100 query points each. errstate: a
         # learner whose steps diverge (see Meta-SGD below) would otherwise flood the

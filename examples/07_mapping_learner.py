@@ -41,9 +41,9 @@ def main():
     base = nn.Linear(2, 1, bias=False, rng=args.seed)
     mapper = meta.MappingLearner(base, mode="supervised", target_fn=meta.linear_targets(lin_tasks),
                                  rng=args.seed)
-    hist_sup = meta.train(mapper, lin_tasks, optim.Adam(mapper.parameters(), lr=3e-3),
-                          iterations=its, meta_batch=25, rng=args.seed,
-                          log_every=max(1, its // 40), progress=False)
+    hist_sup = meta.fit(mapper, lin_tasks, optim.Adam(mapper.parameters(), lr=3e-3),
+                        iterations=its, meta_batch=25, rng=args.seed,
+                        log_every=max(1, its // 40), progress=False)
 
     test = lin_tasks.sample(n_eval, rng=args.seed + 1000)
     w_star = lin_tasks.optimal_params(test.x_support, test.y_support)[..., 0]    # (T, 2) pinv
@@ -68,9 +68,9 @@ def main():
     maml = meta.MAML(nn.MLP([1, 40, 40, 1], rng=args.seed), inner_lr=0.01, inner_steps=1)
     hist = {}
     for name, learner in (("mapping", e2e), ("MAML", maml)):
-        hist[name] = meta.train(learner, sin_tasks, optim.Adam(learner.parameters(), lr=1e-3),
-                                iterations=its, meta_batch=25, rng=args.seed,
-                                log_every=max(1, its // 40), progress=False)
+        hist[name] = meta.fit(learner, sin_tasks, optim.Adam(learner.parameters(), lr=1e-3),
+                              iterations=its, meta_batch=25, rng=args.seed,
+                              log_every=max(1, its // 40), progress=False)
     res_map = meta.evaluate(e2e, sin_tasks, n_tasks=n_eval, steps=(0,), rng=args.seed + 1, k_query=100)
     res_maml = meta.evaluate(maml, sin_tasks, n_tasks=n_eval, steps=(1, 10), rng=args.seed + 1,
                              k_query=100)

@@ -114,8 +114,8 @@ def main():
                 curve["validation"].append(r[1]["accuracy"][0])
 
         t1 = time.perf_counter()
-        meta.train(maml, glyph_tasks, optim.Adam(maml.parameters(), lr=1e-3), iterations=its,
-                   meta_batch=16, rng=args.seed, progress=False, callback=watch)
+        meta.fit(maml, glyph_tasks, optim.Adam(maml.parameters(), lr=1e-3), iterations=its,
+                 meta_batch=16, rng=args.seed, progress=False, callback=watch)
         curves[k_shot] = curve
         seen = meta.evaluate(maml, glyph_tasks, n_tasks=n_val, steps=(1,), rng=args.seed + 1)
         print(f"{time.perf_counter() - t1:.1f} s; 1 step of lr {INNER_LR}: accuracy on glyph "

@@ -18,7 +18,7 @@ LAYERS = [
     ("metrics", "data", "loop"),
     ("train", "learners"),
     ("meta",),
-    ("cli", "bench", "__init__", "__main__"),
+    ("cli", "__init__", "__main__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -142,3 +142,31 @@ def test_graph_error_names_survive_the_engine_split():
     y.backward()
     with pytest.raises(GraphError, match="already freed"):
         y.backward()
+
+
+def test_training_loops_use_one_blas_thread_on_a_small_machine_and_restore_it(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from tinymeta import threads, train
+    for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(threads, "_limit", None)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    before, seen = blas_threads(), []
+    model = nn.Linear(2, 1, rng=0)
+
+    def loss_fn(out, y):
+        seen.append(blas_threads())
+        return nn.functional.mse_loss(out, y)
+    X, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
+    train.fit(model, loss_fn, optim.SGD(model.parameters(), lr=0.1), (X, y), epochs=1, batch_size=8,
+              progress=False)
+    assert seen and all(t == [1] * len(t) for t in seen)
+    assert blas_threads() == before
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 64)  # a big machine: left alone
+    seen.clear()
+    train.fit(model, loss_fn, optim.SGD(model.parameters(), lr=0.1), (X, y), epochs=1, batch_size=8,
+              progress=False)
+    assert seen[0] == before

@@ -1,4 +1,4 @@
-"""Interruptions, in real subprocesses: Ctrl-C (SIGINT) during ``train.fit``, ``meta.train`` and the
+"""Interruptions, in real subprocesses: Ctrl-C (SIGINT) during ``train.fit``, ``meta.fit`` and the
 ``tinymeta reproduce`` command must save a checkpoint, exit cleanly and say how to resume, and the
 resumed run must end bit for bit where an uninterrupted run ends; SIGKILL in the middle of checkpoint
 writes must never leave a half-written checkpoint.
@@ -195,7 +195,7 @@ def test_ctrl_c_during_fit_saves_exits_cleanly_and_resumes_bit_for_bit(tmp_path)
         assert np.array_equal(a[k], b[k]), f"parameter {k} differs after interrupt + resume"
 
 
-# ----------------------------------------------------------------------------- meta.train
+# ----------------------------------------------------------------------------- meta.fit
 
 META_SCRIPT = textwrap.dedent('''
     import os, sys, time
@@ -226,7 +226,7 @@ META_SCRIPT = textwrap.dedent('''
             pause()
 
     learner.meta_step = meta_step
-    hist = meta.train(learner, meta.tasks.Sinusoid(), opt, iterations=iterations, meta_batch=10, rng=0,
+    hist = meta.fit(learner, meta.tasks.Sinusoid(), opt, iterations=iterations, meta_batch=10, rng=0,
                       checkpoint=ckpt, checkpoint_every=20, resume=resume, progress=False, verbose=True,
                       log_every=10, callback=callback)
     print(f"DONE interrupted={hist.interrupted}", flush=True)

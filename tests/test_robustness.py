@@ -78,7 +78,7 @@ def _train(**kw):
     args = dict(learner=learner, tasks=meta.tasks.Sinusoid(), meta_optimizer=optim.Adam(learner.parameters()),
                 iterations=1, meta_batch=2, progress=False)
     args.update(kw)
-    return meta.train(**args)
+    return meta.fit(**args)
 
 
 # ----------------------------------------------------------------------------- argument validation
@@ -527,7 +527,7 @@ def test_hostile_checkpoints_are_refused_by_meta_train_resume(tmp_path):
         learner, opt = sinusoid_maml(hidden=16)
         before = _state(learner.model)
         with pytest.raises(tm.CheckpointError):
-            meta.train(learner, meta.tasks.Sinusoid(), opt, iterations=2, meta_batch=2, checkpoint=str(path),
+            meta.fit(learner, meta.tasks.Sinusoid(), opt, iterations=2, meta_batch=2, checkpoint=str(path),
                        resume=True, progress=False)
         assert _unchanged(learner.model, before), what
     assert not trap.exists()
@@ -552,7 +552,7 @@ def test_a_zip_of_non_npy_members_is_refused(tmp_path):
 def test_meta_train_checkpoint_missing_run_state_leaves_the_learner_unchanged(tmp_path):
     path = tmp_path / "meta.npz"
     learner, opt = sinusoid_maml(seed=1, hidden=16)
-    meta.train(learner, meta.tasks.Sinusoid(), opt, iterations=2, meta_batch=2, checkpoint=str(path),
+    meta.fit(learner, meta.tasks.Sinusoid(), opt, iterations=2, meta_batch=2, checkpoint=str(path),
                progress=False)
     arrays = nn.load_arrays(path)
     arrays.pop("run/rng")
@@ -560,7 +560,7 @@ def test_meta_train_checkpoint_missing_run_state_leaves_the_learner_unchanged(tm
     learner, opt = sinusoid_maml(seed=0, hidden=16)
     before = _state(learner.model)
     with pytest.raises(tm.CheckpointError):
-        meta.train(learner, meta.tasks.Sinusoid(), opt, iterations=4, meta_batch=2, checkpoint=str(path),
+        meta.fit(learner, meta.tasks.Sinusoid(), opt, iterations=4, meta_batch=2, checkpoint=str(path),
                    resume=True, progress=False)
     assert _unchanged(learner.model, before)
 
@@ -604,7 +604,7 @@ def _fit_run(seed=0, epochs=4):
 
 def _maml_run(seed=0, iterations=20):
     learner, opt = sinusoid_maml(seed=seed, hidden=20)
-    hist = meta.train(learner, meta.tasks.Sinusoid(), opt, iterations=iterations, meta_batch=5, rng=seed,
+    hist = meta.fit(learner, meta.tasks.Sinusoid(), opt, iterations=iterations, meta_batch=5, rng=seed,
                       log_every=5, progress=False)
     return _state(learner.model), hist["loss"]
 
@@ -656,7 +656,7 @@ def test_same_seed_is_bit_identical_across_processes(tmp_path):
         "from tinymeta import nn, optim, meta\n"
         "m = nn.MLP([1, 20, 20, 1], rng=0)\n"
         "l = meta.MAML(m, inner_lr=0.01)\n"
-        "meta.train(l, meta.tasks.Sinusoid(), optim.Adam(l.parameters(), lr=1e-3), iterations=10,"
+        "meta.fit(l, meta.tasks.Sinusoid(), optim.Adam(l.parameters(), lr=1e-3), iterations=10,"
         " meta_batch=4, rng=3, progress=False)\n"
         "import hashlib\n"
         "print(hashlib.sha256(b''.join(p.data.tobytes() for p in m.parameters())).hexdigest())\n")
@@ -721,7 +721,7 @@ def _long_maml_run(iterations, meta_batch=25):
         last[0] = time.perf_counter()
 
     gc.collect()
-    meta.train(learner, tasks, opt, iterations=iterations, meta_batch=meta_batch, rng=0, log_every=100,
+    meta.fit(learner, tasks, opt, iterations=iterations, meta_batch=meta_batch, rng=0, log_every=100,
                progress=False, callback=callback)
     # Anything a meta-iteration leaves alive shows up in tracemalloc's "current".
     window = 200

@@ -11,7 +11,7 @@ import tinymeta as tm
 import tinymeta.nn.functional as F
 from tinymeta import nn, optim
 from tinymeta.data import DataLoader
-from tinymeta.train import EarlyStopping, History, evaluate, fit
+from tinymeta.train import EarlyStopping, History, evaluate_model, fit
 
 
 def blobs(n=60, seed=0, d=4, c=3):
@@ -57,7 +57,7 @@ def test_fit_learns_and_records_classification_metrics():
         out = m(Xv)
     assert h["val_loss"][-1] == pytest.approx(F.cross_entropy(out, yv).item(), rel=1e-12)
     assert h["val_acc"][-1] == pytest.approx(np.mean(out.data.argmax(1) == yv))
-    assert evaluate(m, F.cross_entropy, (Xv, yv)) == {"loss": pytest.approx(h["val_loss"][-1]),
+    assert evaluate_model(m, F.cross_entropy, (Xv, yv)) == {"loss": pytest.approx(h["val_loss"][-1]),
                                                        "acc": pytest.approx(h["val_acc"][-1])}
 
 
@@ -192,7 +192,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(spec):
     assert h.stopped_early and h.epochs == h.best_epoch + 3 + 1 < 100
     best = h["val_loss"][h.best_epoch]
     assert best == min(h["val_loss"])
-    assert evaluate(m, F.cross_entropy, val)["loss"] == pytest.approx(best, rel=1e-12)
+    assert evaluate_model(m, F.cross_entropy, val)["loss"] == pytest.approx(best, rel=1e-12)
 
 
 def test_early_stopping_without_restore_keeps_the_last_weights_and_max_mode():
@@ -200,7 +200,7 @@ def test_early_stopping_without_restore_keeps_the_last_weights_and_max_mode():
     m, opt = model_opt(lr=0.05)
     h = fit_quiet(m, F.cross_entropy, opt, (X, y), val=val, epochs=100,
                   early_stopping={"patience": 2, "restore_best": False})
-    assert evaluate(m, F.cross_entropy, val)["loss"] == pytest.approx(h["val_loss"][-1], rel=1e-12)
+    assert evaluate_model(m, F.cross_entropy, val)["loss"] == pytest.approx(h["val_loss"][-1], rel=1e-12)
     m, opt = model_opt(lr=0.05)
     h = fit_quiet(m, F.cross_entropy, opt, (X, y), val=(X, y), epochs=12,
                   early_stopping={"patience": 50, "monitor": "val_acc"})

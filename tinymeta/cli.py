@@ -56,8 +56,8 @@ def cmd_demo(args):
     print(f"MAML (second order) on sinusoids, Finn et al. 2017: 1-40-40-1 ReLU MLP, 10 shots, "
           f"meta-batch 25, inner lr 0.01, {iterations} meta-iterations")
     t0 = time.perf_counter()
-    hist = meta.train(learner, tasks, opt, iterations=iterations, meta_batch=25, rng=args.seed,
-                      log_every=max(1, iterations // 20), progress=not args.quiet)
+    hist = meta.fit(learner, tasks, opt, iterations=iterations, meta_batch=25, rng=args.seed,
+                    log_every=max(1, iterations // 20), progress=not args.quiet)
     took = time.perf_counter() - t0
     res = meta.evaluate(learner, tasks, n_tasks=100 if args.quick else 500, steps=(0, 1, 10),
                         rng=args.seed + 1, k_query=100)
@@ -81,9 +81,9 @@ def cmd_reproduce(args):
     learner, opt = _make_sinusoid_learner(args.learner, args.seed, shots=args.shots)
     ckpt = args.checkpoint or (os.path.join(_out_dir(args.out), f"{args.learner}-seed{args.seed}.npz"))
     t0 = time.perf_counter()
-    hist = meta.train(learner, tasks, opt, iterations=args.iterations, meta_batch=args.meta_batch,
-                      rng=args.seed, checkpoint=ckpt, checkpoint_every=args.checkpoint_every,
-                      resume=args.resume, progress=not args.quiet, verbose=not args.quiet)
+    hist = meta.fit(learner, tasks, opt, iterations=args.iterations, meta_batch=args.meta_batch,
+                    rng=args.seed, checkpoint=ckpt, checkpoint_every=args.checkpoint_every,
+                    resume=args.resume, progress=not args.quiet, verbose=not args.quiet)
     if hist.interrupted:
         return 130
     took = time.perf_counter() - t0
@@ -263,12 +263,35 @@ def _warm_kernels():
     opt.step()
 
 
+def _checkout_bench_script():
+    """benchmarks/run.py of the source checkout this tinymeta was imported from, or None
+    (an installed wheel has no benchmarks: they live in the repository, not the package)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "benchmarks", "run.py")
+    return path if os.path.isfile(path) else None
+
+
 def cmd_bench(args):
+    """Point at the benchmarks, which live in the source checkout; from a checkout, run them."""
+    script = _checkout_bench_script()
+    if script is None:
+        print("tinymeta bench: the benchmarks are not part of the installed package. Get the source\n"
+              "(git clone the tinymeta repository), then from its folder run\n"
+              "    pip install -e '.[bench]'    # optional: PyTorch, JAX and HIPS autograd to compare with\n"
+              "    python benchmarks/run.py --help\n"
+              "benchmarks/README.md there lists the workloads, their goals and the commands.",
+              file=sys.stderr)
+        return 2
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest  # `tinymeta bench -- --quick`
+    command = [sys.executable, script, *rest]
+    print(f"tinymeta bench: the benchmarks live in the source checkout; running\n    "
+          f"{' '.join(command)}", file=sys.stderr, flush=True)
+    import subprocess
     try:
-        from .bench import main as bench_main
-    except ImportError as exc:  # pragma: no cover - the harness ships with the package
-        raise SystemExit(f"tinymeta bench: the benchmark harness is unavailable ({exc})") from exc
-    return bench_main(args.rest)
+        return subprocess.call(command)
+    except KeyboardInterrupt:  # the child got the Ctrl-C too
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 def build_parser():
@@ -336,7 +359,8 @@ def build_parser():
     g.add_argument("--jit", choices=["on", "off"], help="force the numba kernels on or off")
     g.set_defaults(fn=cmd_gradcheck)
 
-    b = sub.add_parser("bench", help="the benchmark table (tinymeta beside PyTorch/JAX/autograd when installed)",
+    b = sub.add_parser("bench", help="points at the benchmarks (benchmarks/run.py in the source checkout) "
+                                     "and, from a checkout, runs them with these arguments",
                        add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(fn=cmd_bench)
@@ -353,7 +377,8 @@ def build_parser():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
-        # The harness parses its own flags; argparse's REMAINDER would refuse leading options.
+        # benchmarks/run.py parses its own flags (its --help too); argparse's REMAINDER
+        # would refuse leading options.
         return cmd_bench(argparse.Namespace(rest=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ on the value would be frozen), and inputs of another shape or dtype.
 import dataclasses
 import inspect
 import re
+import warnings
 
 import numpy as np
 
@@ -34,20 +35,23 @@ from .errors import ArgumentError, DTypeError, ShapeError, TraceError
 
 def _flatten(obj, path, leaves, names):
     """Arrays and Tensors inside ``obj`` (dicts, lists, tuples, dataclasses), appended to
-    ``leaves`` with a readable name each; returns the structure with leaves replaced by
-    their index and everything else kept (it is part of the cache key)."""
+    ``leaves`` (with a readable name each in ``names``, unless it is None); returns the
+    structure with leaves replaced by their index and everything else kept (it is part of
+    the cache key)."""
     if type(obj) is Tensor or isinstance(obj, np.ndarray):
         leaves.append(obj)
-        names.append(path)
+        if names is not None:
+            names.append(path)
         return ("leaf", len(leaves) - 1)
+    sub = (lambda k: f"{path}_{k}") if names is not None else (lambda k: "")
     if isinstance(obj, dict):
-        return ("dict", tuple(obj), tuple(_flatten(v, f"{path}_{k}", leaves, names) for k, v in obj.items()))
+        return ("dict", tuple(obj), tuple(_flatten(v, sub(k), leaves, names) for k, v in obj.items()))
     if isinstance(obj, (list, tuple)):
-        return (type(obj).__name__, tuple(_flatten(v, f"{path}_{i}", leaves, names) for i, v in enumerate(obj)))
+        return (type(obj).__name__, tuple(_flatten(v, sub(i), leaves, names) for i, v in enumerate(obj)))
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = [f.name for f in dataclasses.fields(obj)]
         return ("dataclass", type(obj), tuple(fields),
-                tuple(_flatten(getattr(obj, f), f"{path}_{f}", leaves, names) for f in fields))
+                tuple(_flatten(getattr(obj, f), sub(f), leaves, names) for f in fields))
     try:
         hash(obj)
     except TypeError:
@@ -92,10 +96,11 @@ _RESERVED = {"np", "program", "def", "return", "lambda", "in", "is", "if", "else
 
 
 class _Step:
-    __slots__ = ("op", "ins", "kwargs", "out", "order", "rule")
+    __slots__ = ("op", "ins", "kwargs", "out", "order", "rule", "shapes")
 
-    def __init__(self, op, ins, kwargs, out, order, rule):
+    def __init__(self, op, ins, kwargs, out, order, rule, shapes):
         self.op, self.ins, self.kwargs, self.out, self.order, self.rule = op, ins, kwargs, out, order, rule
+        self.shapes = shapes  # (input shapes, output shape) when traced: for the replay's rewrites
 
 
 class _Lit:
@@ -167,7 +172,8 @@ class _Recorder:
         ins = [self.ref(a) for a in args]
         out = self._new("step", len(self.steps), res)
         self.order_of[out] = self.order
-        self.steps.append(_Step(op, ins, kwargs, out, self.order, self.rule))
+        shapes = ([np.shape(a.data if type(a) is Tensor else a) for a in args], res.data.shape)
+        self.steps.append(_Step(op, ins, kwargs, out, self.order, self.rule, shapes))
 
     def _refuse_traced_option(self, op, value):
         """An option (an index array, say) that is an input or a computed value would be
@@ -285,21 +291,20 @@ class Program:
 
     # -- replay
     def _arrays(self, args, kwargs):
-        leaves, names = [], []
-        tree = _flatten((args, kwargs), "", leaves, names)
+        leaves = []
+        tree = _flatten((args, kwargs), "", leaves, None)
         if tree != self._in_tree:
             raise TraceError(f"{self.fn_name}: the arguments' structure or Python values differ from the "
                              "traced call; trace again (tm.jit does this by itself)")
-        arrays = []
-        for x, (shape, dtype), name in zip(leaves, self._in_specs, self._in_names):
-            a = x.data if type(x) is Tensor else x
-            if a.shape != shape:
-                raise ShapeError(f"{self.fn_name}: argument {name} has shape {a.shape}, the program was traced "
-                                 f"with shape {shape}; trace again for the new shape (tm.jit does this by itself)")
-            if a.dtype != dtype:
-                raise DTypeError(f"{self.fn_name}: argument {name} has dtype {a.dtype}, the program was traced "
-                                 f"with {dtype}; convert it, or trace again for the new dtype")
-            arrays.append(a)
+        return self._leaf_arrays(leaves, check=True)
+
+    def _leaf_arrays(self, leaves, check):
+        """The replay's arguments; ``check`` compares each input with the traced shape and dtype
+        (tm.jit's cache key has done that already)."""
+        if not check:
+            arrays = [x.data if type(x) is Tensor else x for x in leaves]
+        else:
+            arrays = self._checked(leaves)
         for (_, t), (shape, dtype) in zip(self._captured, self._cap_specs):
             if t.data.shape != shape or t.data.dtype != dtype:
                 raise TraceError(f"{self.fn_name}: a tensor the program reads ({t.name or 'unnamed'}) now has shape "
@@ -310,14 +315,29 @@ class Program:
             if leaf.grad is None:
                 raise TraceError(f"{self.fn_name}: the program adds into the .grad of a tensor "
                                  f"({leaf.name or leaf.shape}) that is None now but was set when traced; "
-                                 "call zero_grad() the same way "
-                                 "before tracing and replaying")
+                                 "call zero_grad() the same way before tracing and replaying")
             arrays.append(leaf.grad.data)
         arrays.extend(c for _, c in self._consts)
         return arrays
 
+    def _checked(self, leaves):
+        arrays = []
+        for x, (shape, dtype), name in zip(leaves, self._in_specs, self._in_names):
+            a = x.data if type(x) is Tensor else x
+            if a.shape != shape:
+                raise ShapeError(f"{self.fn_name}: argument {name} has shape {a.shape}, the program was traced "
+                                 f"with shape {shape}; trace again for the new shape (tm.jit does this by itself)")
+            if a.dtype != dtype:
+                raise DTypeError(f"{self.fn_name}: argument {name} has dtype {a.dtype}, the program was traced "
+                                 f"with {dtype}; convert it, or trace again for the new dtype")
+            arrays.append(a)
+        return arrays
+
     def __call__(self, *args, **kwargs):
-        outs = self._replay(*self._arrays(args, kwargs))
+        return self._run(self._arrays(args, kwargs))
+
+    def _run(self, arrays):
+        outs = self._replay(*arrays)
         n = len(self._out_kinds)
         grads = iter(outs[n:])
         for event in self._events:
@@ -376,9 +396,47 @@ def _fmt_kw(value):
     return repr(value)
 
 
+# Ops that broadcast their operands themselves: an explicit broadcast_to feeding only them
+# can be dropped from the replay when the result's shape does not change (np.broadcast_to
+# costs a few microseconds a call, more than many of the ops of a small network).
+_BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "sub_scaled",
+                 "less", "less_equal", "greater", "greater_equal", "equal", "not_equal"}
+
+
+def _elide_broadcasts(steps, targets):
+    """{slot of a droppable broadcast_to's output: slot of its input}."""
+    users = {}
+    for st in steps:
+        for j, a in enumerate(st.ins):
+            if type(a) is int:
+                users.setdefault(a, []).append((st, j))
+    out = {}
+    for st in steps:
+        if st.op.name != "broadcast_to" or st.out in targets or type(st.ins[0]) is not int:
+            continue
+        ok = bool(users.get(st.out))
+        for user, j in users.get(st.out, ()):
+            if user.op.name not in _BROADCASTING:
+                ok = False
+                break
+            shapes = list(user.shapes[0])
+            shapes[j] = st.shapes[0][0]
+            try:
+                ok = np.broadcast_shapes(*shapes) == user.shapes[1]
+            except ValueError:
+                ok = False
+            if not ok:
+                break
+        if ok:
+            out[st.out] = st.ins[0]
+    return out
+
+
 def _compile(prog):
     """The replay: one Python function, each line a primitive's forward on arrays."""
     ns, lines, slot_name = {}, [], {}
+    targets = {t for t in prog._targets if type(t) is int}
+    elided = _elide_broadcasts(prog._steps, targets)
     for s, (kind, payload) in enumerate(prog._slots):
         if kind == "in":
             slot_name[s] = f"a{payload}"
@@ -388,6 +446,9 @@ def _compile(prog):
             slot_name[s] = f"{prefix}{i}"
             params.append(f"{prefix}{i}")
     for n, st in enumerate(prog._steps):
+        if st.out in elided:
+            slot_name[st.out] = slot_name[elided[st.out]]
+            continue
         fn = f"f{n}"
         ns[fn] = st.op.forward
         args = []
@@ -610,10 +671,14 @@ class _Prefix(dict):
 
 
 def _key(args, kwargs):
-    leaves, names = [], []
-    tree = _flatten((args, kwargs), "", leaves, names)
-    return tree, tuple(((x.data if type(x) is Tensor else x).shape, (x.data if type(x) is Tensor else x).dtype)
-                       for x in leaves)
+    """(the cache key: structure, Python values, shapes and dtypes; the leaves)."""
+    leaves = []
+    tree = _flatten((args, kwargs), "", leaves, None)
+    specs = []
+    for x in leaves:
+        a = x.data if type(x) is Tensor else x
+        specs.append((a.shape, a.dtype))
+    return (tree, tuple(specs)), leaves
 
 
 def _close(a, b):
@@ -624,16 +689,20 @@ def _close(a, b):
     return np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True)
 
 
-def jit(fn=None, *, check: bool = True):
+def jit(fn=None, *, check: bool = True, fallback: bool = False):
     """``@tm.jit``: trace ``fn`` on its first call for each key (argument structure, shapes,
-    dtypes and Python values), then replay. With ``check`` the first replay is compared with
-    the eager result and a difference raises ``TraceError`` instead of being cached."""
+    dtypes and Python values), then replay.
+
+    With ``check`` (the default) the first replay is compared with the eager result, and the
+    first call with new values runs ``fn`` eagerly once more and compares it with the replay: a
+    difference means the trace froze something, and raises ``TraceError``, or with
+    ``fallback=True`` warns once and runs ``fn`` eagerly for that key from then on."""
     if fn is None:
-        return lambda f: jit(f, check=check)
+        return lambda f: jit(f, check=check, fallback=fallback)
     cache = {}
 
     def run(*args, **kwargs):
-        key = _key(args, kwargs)
+        key, leaves = _key(args, kwargs)
         prog = cache.get(key)
         if prog is None:
             prog, result = _trace(fn, args, kwargs)
@@ -642,12 +711,22 @@ def jit(fn=None, *, check: bool = True):
             prog.verified = not check
             cache[key] = prog
             return result
+        if prog is _EAGER:
+            return fn(*args, **kwargs)
         if not prog.verified:
             # Once, on the first new inputs: the replay must match an eager run. This is what
             # catches a value the tape froze (an input copied with NumPy inside fn).
             prog.verified = True
-            return _verify_on_new_inputs(prog, fn, args, kwargs)
-        return prog(*args, **kwargs)
+            try:
+                return _verify_on_new_inputs(prog, fn, args, kwargs)
+            except _Mismatch as exc:
+                if not fallback:
+                    raise TraceError(str(exc)) from None
+                warnings.warn(f"tm.jit: {exc}; running {prog.fn_name} eagerly instead", RuntimeWarning,
+                              stacklevel=2)
+                cache[key] = _EAGER
+                return exc.eager
+        return prog._run(prog._leaf_arrays(leaves, check=False))
 
     run.__name__ = getattr(fn, "__name__", "jitted")
     run.__doc__ = getattr(fn, "__doc__", None)
@@ -679,6 +758,17 @@ class _Snapshot:
                 p.data[...] = data
 
 
+_EAGER = object()  # a jit cache entry meaning "this key runs eagerly"
+
+
+class _Mismatch(Exception):
+    """The replay differed from the eager run; ``eager`` is the eager result (and state)."""
+
+    def __init__(self, message, eager):
+        super().__init__(message)
+        self.eager = eager
+
+
 def _verify_on_new_inputs(prog, fn, args, kwargs):
     snap = _Snapshot(prog)
     eager = fn(*args, **kwargs)
@@ -694,12 +784,15 @@ def _verify_on_new_inputs(prog, fn, args, kwargs):
     pairs += [(p.data, e) for (_, _, params), es in zip(snap.opts, eager_params) for (p, _), e in zip(params, es)]
     for g, w in pairs:
         if (g is None) != (w is None) or (g is not None and not _close(g, w)):
-            raise TraceError(
+            # Put back the eager run's state: the replay's is the wrong one.
+            snap.restore()
+            eager = fn(*args, **kwargs)
+            raise _Mismatch(
                 f"{prog.fn_name}: on new inputs the replay differs from running the function: something "
                 "it computes was frozen when traced (an input copied or converted with NumPy inside the "
                 "function, a .data computation, random numbers drawn inside it). Pass inputs in the "
                 "dtype the function uses and compute with tinymeta ops; if the randomness is meant, "
-                "use tm.jit(fn, check=False)")
+                "use tm.jit(fn, check=False)", eager)
     return result
 
 

@@ -10,21 +10,25 @@ epoch, so a resumed run repeats the uninterrupted one bit for bit. Ctrl-C during
 writes that last epoch-end state, prints how to resume, rolls the model back to it and
 returns the History with ``history.interrupted = True`` (it does not re-raise: a script
 that plots or evaluates afterwards still runs; check the flag if you need to stop).
+``evaluate_model(model, loss_fn, (X, y))`` measures a model on held-out data.
+
+The loop's checkpoints, rollback, progress display and History plotting are
+``tinymeta.loop``'s, shared with ``meta.fit``; this module says what an epoch is.
 """
-import os
-import sys
+import warnings
+from typing import Callable, Optional, Union
 
 import numpy as np
 
+from . import loop
 from .data import DataLoader
 from .engine import no_grad
-from .errors import ArgumentError, CheckpointError
-from .nn import load_arrays, save_arrays
+from .errors import AnomalyError, ArgumentError
 
-INTERRUPT_PATH = "tinymeta-interrupted.npz"
+INTERRUPT_PATH = loop.INTERRUPT_PATH
 
 
-class History(dict):
+class History(loop.History):
     """Metric name -> list with one value per epoch ("train_loss", "train_acc", "val_loss",
     "val_acc", and "train_<m>"/"val_<m>" for extra metrics).
 
@@ -36,50 +40,26 @@ class History(dict):
         super().__init__(*args, **kwargs)
         self.best_epoch = None
         self.stopped_early = False
-        self.interrupted = False
 
     @property
     def epochs(self):
         return max((len(v) for v in self.values()), default=0)
 
-    def _log(self, name, value):
-        self.setdefault(name, []).append(float(value))
-
-    def plot(self, path=None, show=False):
+    def plot(self, path=None, show=False, title=None):
         """Loss (and accuracy, when recorded) per epoch, train vs validation, in side-by-side
         panels. Saves a PNG to ``path`` if given; returns the matplotlib Figure."""
-        plt = _pyplot()
-        panels = [("loss", "Loss")]
+        return self._draw(self._panels(), path, show, title)
+
+    def _panels(self):
+        kinds = [("loss", "Loss")]
         if "train_acc" in self or "val_acc" in self:
-            panels.append(("acc", "Accuracy"))
-        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-        x = np.arange(1, self.epochs + 1)
-        for ax, (key, title) in zip(axes[0], panels):
-            for split, style in (("train", "-"), ("val", "--")):
-                values = self.get(f"{split}_{key}")
-                if values:
-                    ax.plot(x[:len(values)], values, style, label="validation" if split == "val" else split)
-            if self.best_epoch is not None:
-                ax.axvline(self.best_epoch + 1, color="gray", lw=0.8, ls=":", label="best epoch")
-            ax.set(title=title, xlabel="epoch")
-            ax.grid(alpha=0.3)
-            ax.legend()
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=120)
-        if show:
-            plt.show()
-        return fig
-
-
-def _pyplot():
-    # Deferred: matplotlib costs ~0.3 s to import and most training runs never plot.
-    import matplotlib
-    if "matplotlib.pyplot" not in sys.modules and sys.platform.startswith("linux") \
-            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+            kinds.append(("acc", "Accuracy"))
+        best = None if self.best_epoch is None else (self.best_epoch + 1, "best epoch")
+        return [{"title": title, "xlabel": "epoch", "x": np.arange(1, self.epochs + 1), "integer_x": True,
+                 "vline": best,
+                 "series": [(label, self.get(f"{split}_{key}", []), style)
+                            for split, label, style in (("train", "train", "-"), ("val", "validation", "--"))]}
+                for key, title in kinds]
 
 
 class EarlyStopping:
@@ -117,13 +97,29 @@ class EarlyStopping:
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
-def _as_loader(data, batch_size, shuffle, rng, what):
+def _as_loader(data, batch_size, shuffle, rng, what, who="fit"):
     if isinstance(data, DataLoader):
-        return data
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        return DataLoader(*data, batch_size=batch_size, shuffle=shuffle, rng=rng)
-    raise ArgumentError(f"fit: {what} must be a tuple (X, y) of arrays or a tinymeta.data.DataLoader, "
-                        f"got {type(data).__name__}")
+        loader = data
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        loader = DataLoader(*data, batch_size=batch_size, shuffle=shuffle, rng=rng)
+    else:
+        raise ArgumentError(f"{who}: {what} must be a tuple (X, y) of arrays or a tinymeta.data.DataLoader, "
+                            f"got {type(data).__name__}")
+    _check_finite(loader.arrays, what, who)
+    return loader
+
+
+def _check_finite(arrays, what, who):
+    """NaN or inf in the data would make every loss NaN: refuse it up front, by name and index."""
+    names = ("X", "y") if len(arrays) == 2 else tuple(f"array {i}" for i in range(len(arrays)))
+    for name, a in zip(names, arrays):
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            bad = ~np.isfinite(a)
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = first[0] if len(first) == 1 else first
+            raise ArgumentError(f"{who}: {what} {name} holds {int(bad.sum())} non-finite value(s) (NaN or "
+                                f"inf); the first is {a[first]} at index {where}. Drop or fill those "
+                                f"samples first, e.g. keep = np.isfinite(X).all(axis=1)")
 
 
 def _is_classification(out, y):
@@ -180,9 +176,17 @@ class _Epoch:
                 history._log(f"{prefix}_{name}", fn(y, p))
 
 
-def evaluate(model, loss_fn, data, batch_size=256, metrics=None):
-    """Loss (and accuracy for classification) of ``model`` on ``data`` under no_grad, as a dict."""
-    loader = _as_loader(data, batch_size, False, None, "data")
+def evaluate_model(model, loss_fn: Callable, data: Union[tuple, DataLoader], batch_size: int = 256,
+                   metrics=None) -> dict:
+    """The mean loss of ``model`` on ``data`` (and accuracy for classification, and each of
+    ``metrics``), under no_grad, in eval mode: ``{"loss": ..., "acc": ..., "<metric>": ...}``.
+
+    data: ``(X, y)`` arrays or a ``DataLoader``; loss_fn(output, y) -> scalar Tensor (a mean
+    over the batch: batches are weighted by their size).
+
+        evaluate_model(model, F.cross_entropy, (X_test, y_test))  # {'loss': 0.21, 'acc': 0.94}
+    """
+    loader = _as_loader(data, batch_size, False, None, "data", "evaluate_model")
     metrics = _resolve_metrics(metrics)
     history, acc = History(), _Epoch(bool(metrics))
     was_training = getattr(model, "training", False)
@@ -200,99 +204,72 @@ def evaluate(model, loss_fn, data, batch_size=256, metrics=None):
     return {k[4:]: v[0] for k, v in history.items()}
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def _flatten_optimizer(sd):
-    flat = {}
-    for i, s in sd["state"].items():
-        for k, v in s.items():
-            flat[f"optim/state/{i}/{k}"] = np.asarray(v)
-    for g, group in enumerate(sd["param_groups"]):
-        for k, v in group.items():
-            if v is not None:
-                flat[f"optim/group/{g}/{k}"] = np.asarray(v)
-    return flat
-
-
-def _unflatten_optimizer(arrays):
-    state, groups = {}, {}
-    for key, v in arrays.items():
-        parts = key.split("/")
-        if parts[:2] == ["optim", "state"]:
-            state.setdefault(int(parts[2]), {})[parts[3]] = v
-        elif parts[:2] == ["optim", "group"]:
-            groups.setdefault(int(parts[2]), {})[parts[3]] = v
-    return {"state": state, "param_groups": [groups[g] for g in sorted(groups)]}
-
-
-class _Run:
-    """What a checkpoint holds, besides model and optimizer: the resumable loop state."""
-
-    def __init__(self):
-        self.epoch = 0
-        self.best = None          # best monitored value
-        self.wait = 0             # epochs since it improved
-        self.best_state = None    # model state_dict at the best epoch
-
-
-def _snapshot(model, optimizer, loader, scheduler, history, run):
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    arrays.update(_flatten_optimizer(optimizer.state_dict()))
-    arrays.update({f"loader/{k}": v for k, v in loader.state_dict().items()})
-    if scheduler is not None:
-        s = scheduler.state_dict()
-        arrays.update({"sched/last_epoch": np.asarray(s["last_epoch"]),
-                       "sched/base_lrs": np.asarray(s["base_lrs"], dtype=np.float64)})
-    arrays.update({f"history/{k}": np.asarray(v, dtype=np.float64) for k, v in history.items()})
-    arrays["run/epoch"] = np.asarray(run.epoch)
-    arrays["run/wait"] = np.asarray(run.wait)
-    arrays["run/stopped"] = np.asarray(history.stopped_early)
-    if run.best is not None:
-        arrays["run/best"] = np.asarray(run.best, dtype=np.float64)
-        arrays["run/best_epoch"] = np.asarray(history.best_epoch)
-    if run.best_state is not None:
-        arrays.update({f"best/{k}": v for k, v in run.best_state.items()})
-    return arrays
-
-
-def _restore(arrays, model, optimizer, loader, scheduler, history, run, where):
-    def part(prefix):
-        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-    before = model.state_dict(), optimizer.state_dict()
-    try:
-        epoch, wait = int(arrays["run/epoch"]), int(arrays["run/wait"])
-        stopped = bool(arrays["run/stopped"])
-        model.load_state_dict(part("model/"))
-        optimizer.load_state_dict(_unflatten_optimizer(arrays))
-        loader.load_state_dict(part("loader/"))
-        if scheduler is not None and "sched/last_epoch" in arrays:
-            scheduler.load_state_dict({"last_epoch": arrays["sched/last_epoch"],
-                                       "base_lrs": arrays["sched/base_lrs"]})
-    except (CheckpointError, KeyError, ValueError, IndexError) as exc:
-        # Nothing half-loaded: put model and optimizer back as they were.
-        model.load_state_dict(before[0])
-        optimizer.load_state_dict(before[1])
-        raise CheckpointError(f"fit: cannot resume from {where!r}: it does not match this model, "
-                              f"optimizer or data ({type(exc).__name__}: {exc})") from exc
-    run.epoch, run.wait = epoch, wait
-    history.clear()
-    history.update({k: v.tolist() for k, v in part("history/").items()})
-    history.stopped_early = stopped
-    if "run/best" in arrays:
-        run.best, history.best_epoch = float(arrays["run/best"]), int(arrays["run/best_epoch"])
-    best = part("best/")
-    run.best_state = best or None
+def evaluate(model, loss_fn: Callable, data: Union[tuple, DataLoader], batch_size: int = 256,
+             metrics=None) -> dict:
+    """Deprecated name of ``evaluate_model`` (renamed apart from ``meta.evaluate``, which
+    evaluates meta-learners on tasks); it will be removed in the next release."""
+    warnings.warn("tinymeta.train.evaluate is renamed tinymeta.train.evaluate_model; the old name will "
+                  "be removed in the next release", DeprecationWarning, stacklevel=2)
+    return evaluate_model(model, loss_fn, data, batch_size, metrics)
 
 
 # ----------------------------------------------------------------------------- fit
 
-def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=32, accumulate=1,
-        early_stopping=None, progress=True, metrics=None, rng=0, scheduler=None, checkpoint=None,
-        resume=False):
+class _Run:
+    """The early-stopping bookkeeping a checkpoint holds besides model, optimizer and data."""
+
+    def __init__(self, model):
+        self.model = model
+        self.best = None          # best monitored value
+        self.wait = 0             # epochs since it improved
+        self.best_state = None    # model state_dict at the best epoch
+
+    def part(self, history):
+        def save():
+            arrays = {"run/wait": np.asarray(self.wait), "run/stopped": np.asarray(history.stopped_early)}
+            if self.best is not None:
+                arrays["run/best"] = np.asarray(self.best, dtype=np.float64)
+                arrays["run/best_epoch"] = np.asarray(history.best_epoch)
+            if self.best_state is not None:
+                arrays.update({f"best/{k}": v.copy() for k, v in self.best_state.items()})
+            return arrays
+
+        def load(arrays):
+            wait, stopped = int(arrays["run/wait"]), bool(arrays["run/stopped"])
+            best = float(arrays["run/best"]) if "run/best" in arrays else None
+            best_epoch = int(arrays["run/best_epoch"]) if "run/best_epoch" in arrays else None
+            self.wait, self.best, history.stopped_early, history.best_epoch = wait, best, stopped, best_epoch
+            self.best_state = loop.section(arrays, "best/") or None
+        return loop.Part(save, load)
+
+
+def _scheduler_part(scheduler):
+    def save():
+        s = scheduler.state_dict()
+        return {"sched/last_epoch": np.asarray(s["last_epoch"]),
+                "sched/base_lrs": np.asarray(s["base_lrs"], dtype=np.float64)}
+
+    def load(arrays):
+        if "sched/last_epoch" in arrays:
+            scheduler.load_state_dict({"last_epoch": arrays["sched/last_epoch"],
+                                       "base_lrs": arrays["sched/base_lrs"]})
+    return loop.Part(save, load)
+
+
+def _loader_part(loader):
+    return loop.Part(lambda: {f"loader/{k}": v for k, v in loader.state_dict().items()},
+                     lambda arrays: loader.load_state_dict(loop.section(arrays, "loader/")))
+
+
+def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
+        val: Optional[Union[tuple, DataLoader]] = None, epochs: int = 10, batch_size: int = 32,
+        accumulate: int = 1, early_stopping=None, progress: bool = True, metrics=None, rng=0,
+        scheduler=None, checkpoint=None, resume: bool = False) -> History:
     """Train ``model`` for ``epochs`` epochs (a total: a resumed run continues up to it).
 
     train, val: ``(X, y)`` arrays (shuffled each epoch by a DataLoader seeded with ``rng``)
-        or a ``DataLoader`` (used as given; ``batch_size``/``rng`` then do not apply).
+        or a ``DataLoader`` (used as given; ``batch_size``/``rng`` then do not apply). Data
+        holding NaN or inf is refused (ArgumentError naming the array and the first index).
     loss_fn(output, y) -> scalar Tensor.
     accumulate=k: one optimizer step per k mini-batches, each backpropagating loss/k, so
         the step sees the mean gradient of the k batches (a last, shorter group divides by
@@ -304,7 +281,13 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=32, ac
     scheduler: a ``lr_scheduler``; stepped once after each epoch.
     checkpoint: a ``.npz`` path written atomically after each epoch; ``resume=True`` loads
         it when it exists (else starts fresh) and continues bit for bit.
-    progress: a tqdm bar over epochs, shown only when stderr is a terminal.
+    progress: a bar over epochs on a terminal or in a notebook, a plain line now and then
+        on stderr when it is a pipe or a file (runs over 2 s); False shows nothing.
+
+    A training loss that becomes NaN or inf stops the run with ``tm.AnomalyError``: the
+    model, optimizer and History are put back as they were at the start of that epoch
+    (the error's ``history`` attribute holds the History so far). Ctrl-C saves the last
+    finished epoch, rolls back to it and returns with ``history.interrupted = True``.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ArgumentError(f"fit: epochs must be a non-negative int, got {epochs!r}")
@@ -321,83 +304,79 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs=10, batch_size=32, ac
     train_loader = _as_loader(train, batch_size, True, rng, "train")
     val_loader = None if val is None else _as_loader(val, max(batch_size, 256), False, None, "val")
     metric_fns = _resolve_metrics(metrics)
-    history, run = History(), _Run()
-    if resume and os.path.exists(checkpoint):
-        _restore(load_arrays(checkpoint), model, optimizer, train_loader, scheduler, history, run,
-                 checkpoint)
-    last = _snapshot(model, optimizer, train_loader, scheduler, history, run)
+    history, run = History(), _Run(model)
+    parts = [loop.module_part("model/", model), loop.optimizer_part(optimizer), _loader_part(train_loader)]
+    if scheduler is not None:
+        parts.append(_scheduler_part(scheduler))
+    parts += [loop.history_part(history), run.part(history)]
+    runner = loop.Loop("train.fit", "epoch", epochs, parts, checkpoint=checkpoint, progress=progress)
+    if resume:
+        runner.resume(missing_ok=True)
 
-    bar = None
-    if progress and sys.stderr.isatty() and run.epoch < epochs and not history.stopped_early:
-        from tqdm.auto import tqdm  # deferred: only interactive runs pay for it
-        bar = tqdm(total=epochs, initial=run.epoch, desc="fit", unit="epoch", leave=True)
+    def epoch():
+        _train_epoch(model, loss_fn, optimizer, train_loader, accumulate, history, metric_fns, runner)
+        if val_loader is not None:
+            acc = _Epoch(bool(metric_fns))
+            model.eval()
+            with no_grad():
+                for xb, yb in val_loader:
+                    out = model(xb)
+                    acc.add(float(loss_fn(out, yb).item()), out.data, yb)
+            model.train()
+            acc.log(history, "val", metric_fns)
+        if scheduler is not None:
+            scheduler.step()
+        if stopper is not None:
+            _early_stopping(stopper, model, history, run, runner.done + 1)
+        return history.stopped_early
+
     try:
-        while run.epoch < epochs and not history.stopped_early:
-            _train_epoch(model, loss_fn, optimizer, train_loader, accumulate, history, metric_fns)
-            if val_loader is not None:
-                acc = _Epoch(bool(metric_fns))
-                model.eval()
-                with no_grad():
-                    for xb, yb in val_loader:
-                        out = model(xb)
-                        acc.add(float(loss_fn(out, yb).item()), out.data, yb)
-                model.train()
-                acc.log(history, "val", metric_fns)
-            if scheduler is not None:
-                scheduler.step()
-            run.epoch += 1
-            if stopper is not None:
-                _early_stopping(stopper, model, history, run)
-            last = _snapshot(model, optimizer, train_loader, scheduler, history, run)
-            if checkpoint is not None:
-                save_arrays(checkpoint, last)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()}, refresh=False)
-    except KeyboardInterrupt:
-        path = checkpoint if checkpoint is not None else INTERRUPT_PATH
-        save_arrays(path, last)
-        # Roll back to the state that was saved, so model, optimizer and history agree.
-        _restore(last, model, optimizer, train_loader, scheduler, history, _Run(), path)
-        history.interrupted = True
-        print(f"tinymeta.train.fit: interrupted during epoch {int(last['run/epoch']) + 1}; epoch "
-              f"{int(last['run/epoch'])} saved to {path}; resume with "
-              f"fit(..., checkpoint={path!r}, resume=True)", file=sys.stderr)
-        return history
-    finally:
-        if bar is not None:
-            bar.close()
-    if stopper is not None and stopper.restore_best and run.best_state is not None:
+        finished = runner.run(epoch, status=lambda: {k: v[-1] for k, v in history.items()},
+                              stopped=history.stopped_early)
+    except AnomalyError as exc:
+        exc.history = history
+        raise
+    history.interrupted = not finished
+    if finished and stopper is not None and stopper.restore_best and run.best_state is not None:
         model.load_state_dict(run.best_state)
     return history
 
 
-def _train_epoch(model, loss_fn, optimizer, loader, accumulate, history, metric_fns):
+def _train_epoch(model, loss_fn, optimizer, loader, accumulate, history, metric_fns, runner):
     model.train()
     acc = _Epoch(bool(metric_fns))
     n_batches = len(loader)
     optimizer.zero_grad()
+    done = runner.done
     for b, (xb, yb) in enumerate(loader):
         group_start = b - b % accumulate
         group_len = min(accumulate, n_batches - group_start)
         out = model(xb)
         loss = loss_fn(out, yb)
+        value = float(loss.item())
+        if not np.isfinite(value):
+            raise AnomalyError(
+                f"train.fit: the training loss became {value} in epoch {done + 1}, batch {b + 1} of "
+                f"{n_batches}: the run diverged. Model, optimizer and history are back as they were at "
+                f"the start of epoch {done + 1}. Try a smaller learning rate or clipping "
+                f"(optim.clip_grad_norm_), or run under tm.detect_anomaly() to find the op that made it")
         (loss * (1.0 / group_len) if group_len > 1 else loss).backward()
         if b - group_start == group_len - 1:
             optimizer.step()
             optimizer.zero_grad()
-        acc.add(float(loss.item()), out.data, yb)
+        acc.add(value, out.data, yb)
+        runner.tick(f"batch {b + 1}/{n_batches}")
     if acc.n:
         acc.log(history, "train", metric_fns)
 
 
-def _early_stopping(stopper, model, history, run):
+def _early_stopping(stopper, model, history, run, epoch):
     if stopper.monitor not in history:
         raise ArgumentError(f"fit: early stopping monitors {stopper.monitor!r}, which is not "
                             f"recorded; recorded: {sorted(history)}")
     value = history[stopper.monitor][-1]
     if stopper.improved(value, run.best):
-        run.best, run.wait, history.best_epoch = value, 0, run.epoch - 1
+        run.best, run.wait, history.best_epoch = value, 0, epoch - 1
         if stopper.restore_best:
             run.best_state = model.state_dict()
     else:
@@ -405,4 +384,4 @@ def _early_stopping(stopper, model, history, run):
         history.stopped_early = run.wait >= stopper.patience
 
 
-__all__ = ["fit", "evaluate", "History", "EarlyStopping"]
+__all__ = ["fit", "evaluate_model", "evaluate", "History", "EarlyStopping"]

@@ -503,7 +503,6 @@ LEGEND = (
     "  -           that input needs no gradient (a constant, or requires_grad=False): nothing sent",
     "  |g|=N (s)   a gradient with more than 4 elements: its norm N and shape s; small ones are",
     "              printed with their signs",
-    "  ->sum s     the engine sums a broadcast gradient back to the input's shape s",
 )
 
 
@@ -558,11 +557,9 @@ def trace_backward(loss: Tensor, retain_graph: bool = False, file: TextIO | None
             if gi is None or not need:
                 sent.append(f"{name_of(p)}=-")
                 continue
-            text = _fmt_grad(gi)
-            gshape = np.shape(gi.data if type(gi) is Tensor else gi)
-            if type(p) is Tensor and gshape != p.shape:
-                text += f" ->sum {p.shape}"
-            sent.append(f"{name_of(p)}={text}")
+            # Already in the input's shape: an op sums a broadcast gradient back itself
+            # (tm.trace's printed program shows those sum_to lines).
+            sent.append(f"{name_of(p)}={_fmt_grad(gi)}")
         lines.append(f"{node.op.name + ' [' + out + ']':<22} out {str(t.shape):<9} "
                      f"got {_fmt_grad(g):<16} sent {', '.join(sent)}")
         print(lines[-1], file=file)

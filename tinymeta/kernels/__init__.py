@@ -32,7 +32,7 @@ NAMES = ("relu", "relu_backward", "tanh_backward", "sigmoid_backward", "bias_act
 # fused optimizer updates (whose rules are written once, in updates.py). None computes a
 # derivative the op table also computes. Measured speed-ups, and the two size thresholds
 # inside _numba.py (XENT_SPLIT, LINEAR_LOOPS), are in the README's "Kernels" section and
-# come from `python benchmarks/bench_kernels.py`.
+# come from `python benchmarks/run.py --only kernel_ops` (and `--only kernel_sweep`).
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)

@@ -14,9 +14,9 @@ from .metasgd import MetaSGD
 from .reptile import Reptile
 from .ridge import RidgeHead
 from .tasks import TaskBatch
-from .training import evaluate, format_evaluation, train
+from .training import evaluate, fit, format_evaluation, train
 
 __all__ = ["tasks", "TaskBatch", "MetaLearner", "MAML", "MetaSGD", "Reptile", "MappingLearner",
            "linear_targets", "RidgeHead", "hypergradient", "tune", "unrolled_validation_loss",
-           "train", "evaluate",
+           "fit", "train", "evaluate",
            "format_evaluation"]

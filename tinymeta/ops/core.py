@@ -293,6 +293,10 @@ def norm_axis(axis, ndim, where):
     """``axis`` as None or a tuple of non-negative ints, each checked against ``ndim``."""
     if axis is None:
         return None
+    if ndim == 0:  # NumPy lets axis 0 (or -1) reduce a 0-d array: the same as all axes
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        if all(not isinstance(a, (bool, np.bool_)) and operator.index(a) in (0, -1) for a in axes):
+            return None
     if isinstance(axis, (int, np.integer)):
         return (check_axis(axis, ndim, where),)
     return tuple(check_axis(a, ndim, where) for a in axis)

@@ -229,7 +229,7 @@ class Adam(Optimizer):
     def _update_group(self, group, items):
         # All of a group's tensors go to the kernel in one call: on a small model (the six
         # tensors of a 1-40-40-1 MLP) the per-parameter Python around the fused kernel cost
-        # more than the kernel itself (`tinymeta bench --only kernels`).
+        # more than the kernel itself (`python benchmarks/run.py --only kernels`).
         batch = []
         for p, data, g in items:
             st = self.state.get(id(p))

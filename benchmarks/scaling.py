@@ -15,24 +15,19 @@ import tracemalloc
 
 import numpy as np
 
-from .common import mlp_init, sinusoid_batches
-from .harness import Budget, log, measure
+from tinymeta import meta
+
+from . import mlp
+from .common import load_tinymeta_mlp, mlp_init, sinusoid_batches
+from .harness import log
 from .maml import SIZES as MAML_SIZES, tinymeta_maker
+from .timing import Budget, measure
 
 FULL = {"meta_batch": [1, 2, 5, 10, 25, 50, 100, 200], "inner_steps": [1, 2, 3, 5, 7, 10],
         "adapt_steps": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
         "mlp_batch": [1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096]}
 QUICK = {"meta_batch": [1, 25], "inner_steps": [1, 2], "adapt_steps": [1, 3],
          "mlp_batch": [1, 128]}
-
-
-def _budget(ctx):
-    b = Budget(ctx.quick)
-    if ctx.quick:
-        b.target_s, b.min_reps, b.warmup_s = 0.05, 3, 0.02
-    else:  # many points: a shorter budget per point
-        b.target_s, b.min_reps, b.warmup_s = 0.5, 10, 0.2
-    return b
 
 
 def _peak_bytes(fn):
@@ -82,9 +77,9 @@ def _thread_modes(ctx):
 
 def _timed(step, ctx, tpc):
     if tpc is None:
-        return measure(step, _budget(ctx), scale=1e3)
+        return measure(step, Budget.curve(ctx.quick), scale=1e3)
     with tpc.threadpool_limits(1):
-        return measure(step, _budget(ctx), scale=1e3)
+        return measure(step, Budget.curve(ctx.quick), scale=1e3)
 
 
 def maml_vs_meta_batch(ctx, init, sizes):
@@ -107,7 +102,7 @@ def maml_vs_inner_steps(ctx, init, steps_list):
         times[label] = ts
         for k in steps_list:
             step, _ = tinymeta_maker(init, batches, fo, inner_steps=k)
-            txt = ts.add(measure(step, _budget(ctx), scale=1e3))
+            txt = ts.add(measure(step, Budget.curve(ctx.quick), scale=1e3))
             ms.append(_peak_bytes(step) / 2 ** 20)
             log(f"   maml {k} inner steps {label}: {txt} ms, peak {ms[-1]:.2f} MiB")
         mems[label] = ms
@@ -117,20 +112,18 @@ def maml_vs_inner_steps(ctx, init, steps_list):
 
 
 def adaptation_per_step(ctx, init, steps_list):
-    from .. import meta
-    from .common import load_tinymeta_mlp
     b = sinusoid_batches(1, 25, seed=8)[0]
     learner = meta.MAML(load_tinymeta_mlp(MAML_SIZES, init), inner_lr=0.01)
     s = Series()
     for k in steps_list:
-        t = measure(lambda: learner.adapt(b.x_support, b.y_support, steps=k), _budget(ctx), scale=1e3)
+        t = measure(lambda: learner.adapt(b.x_support, b.y_support, steps=k), Budget.curve(ctx.quick),
+                    scale=1e3)
         log(f"   adapt {k} steps: {s.add(t, div=k)} ms/step")
     return _curve("adaptation (25 tasks) time per inner step", "steps", steps_list, "ms/step",
                   {"adapt": s})
 
 
 def mlp_vs_batch(ctx, sizes):
-    from . import mlp
     init = mlp_init(mlp.SIZES, seed=0, dtype=np.float32)
     series = {}
     for suffix, tpc in _thread_modes(ctx):
@@ -173,8 +166,9 @@ def verdicts(curves):
 
 
 def plot(curves, path):
-    from ..plotting import pyplot
-    plt = pyplot()
+    import matplotlib
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
     panels = [k for k, c in curves.items() if isinstance(c, dict) and "x" in c]
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)

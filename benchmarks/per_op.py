@@ -4,8 +4,9 @@ then sum, then the gradient with respect to x. Reported in microseconds per op (
 chain's time / 200). Check: the sum and the squared norm of the gradient."""
 import numpy as np
 
-from .common import row, skipped, sq_norm, torch_thread_variants
-from .harness import measure
+from .common import sq_norm, torch_thread_variants
+from .harness import row
+from .timing import measure
 
 W, CASE, N_REP, N_OPS = "per_op", "200-op chain, float64", 50, 200
 
@@ -13,6 +14,16 @@ W, CASE, N_REP, N_OPS = "per_op", "200-op chain, float64", 50, 200
 def data():
     g = np.random.default_rng(1)
     return g.standard_normal(16), g.standard_normal(16), g.standard_normal(16)
+
+
+def chain(x, a, b, tanh, sin):
+    """The 200 ops, written once for every library (``tanh``, ``sin``: that library's)."""
+    for _ in range(N_REP):
+        x = x * a
+        x = x + b
+        x = tanh(x)
+        x = sin(x)
+    return x
 
 
 def numpy_floor(x0, a, b):
@@ -40,13 +51,7 @@ def tinymeta_run(x0, a, b):
 
     def run():
         x = tm.tensor(x0, requires_grad=True)
-        y = x
-        for _ in range(N_REP):
-            y = y * a_t
-            y = y + b_t
-            y = tm.tanh(y)
-            y = tm.sin(y)
-        s = y.sum()
+        s = chain(x, a_t, b_t, tm.tanh, tm.sin).sum()
         s.backward()
         return float(s.item()), x.grad.data
     return run
@@ -57,13 +62,7 @@ def torch_run(torch, x0, a, b):
 
     def run():
         x = torch.tensor(x0, requires_grad=True)
-        y = x
-        for _ in range(N_REP):
-            y = y * a_t
-            y = y + b_t
-            y = torch.tanh(y)
-            y = torch.sin(y)
-        s = y.sum()
+        s = chain(x, a_t, b_t, torch.tanh, torch.sin).sum()
         s.backward()
         return float(s.item()), x.grad.numpy()
     return run
@@ -74,12 +73,7 @@ def jax_runs(jax, x0, a, b):
     a_j, b_j, x_j = jnp.asarray(a), jnp.asarray(b), jnp.asarray(x0)
 
     def f(x):
-        for _ in range(N_REP):
-            x = x * a_j
-            x = x + b_j
-            x = jnp.tanh(x)
-            x = jnp.sin(x)
-        return x.sum()
+        return chain(x, a_j, b_j, jnp.tanh, jnp.sin).sum()
     vg = jax.value_and_grad(f)
     vg_jit = jax.jit(vg)
 
@@ -100,12 +94,7 @@ def autograd_run(x0, a, b):
     import autograd.numpy as anp
 
     def f(x):
-        for _ in range(N_REP):
-            x = x * a
-            x = x + b
-            x = anp.tanh(x)
-            x = anp.sin(x)
-        return anp.sum(x)
+        return anp.sum(chain(x, a, b, anp.tanh, anp.sin))
     vg = autograd.value_and_grad(f)
 
     def run():
@@ -130,17 +119,17 @@ def run(ctx):
         for suffix, cm in torch_thread_variants(torch):
             with cm():
                 add(f"torch (eager{suffix})", torch_run(torch, x0, a, b))
-    elif "torch" in ctx.peers:
-        rows.append(skipped(W, CASE, "torch (eager)", "torch not installed"))
+    else:
+        ctx.skip_missing(rows, W, CASE, "torch (eager)", "torch")
     jax = ctx.peer("jax")
     if jax is not None:
         eager, jitted = jax_runs(jax, x0, a, b)
         add("jax (eager)", eager)
         add("jax (jit)", jitted)
-    elif "jax" in ctx.peers:
-        rows.append(skipped(W, CASE, "jax", "jax not installed"))
+    else:
+        ctx.skip_missing(rows, W, CASE, "jax", "jax")
     if ctx.peer("autograd") is not None:
         add("autograd (HIPS)", autograd_run(x0, a, b))
-    elif "autograd" in ctx.peers:
-        rows.append(skipped(W, CASE, "autograd (HIPS)", "autograd not installed"))
+    else:
+        ctx.skip_missing(rows, W, CASE, "autograd (HIPS)", "autograd")
     return rows

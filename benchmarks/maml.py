@@ -7,9 +7,13 @@ batches in the same order. Check: the first meta-loss, the squared norm of the f
 meta-gradient (this is where second and first order differ) and the third meta-loss."""
 import numpy as np
 
-from .common import (NumpyAdam, adam_jax, bias_corrections, load_tinymeta_mlp, mlp_init, row,
-                     sinusoid_batches, skipped, sq_norm, torch_thread_variants)
-from .harness import measure
+import tinymeta as tm
+from tinymeta import meta, optim
+
+from .common import (Cycle, NumpyAdam, adam_jax, backward_step, bias_corrections, load_tinymeta_mlp,
+                     mlp_init, mlp_jnp, sinusoid_batches, sq_norm, torch_thread_variants)
+from .harness import row
+from .timing import measure
 
 W = "maml"
 SIZES = [1, 40, 40, 1]
@@ -18,34 +22,44 @@ N_BATCHES = 10
 CASES = (("second order", False), ("first order", True))
 
 
-class Cycle:
-    """The batches in order, from the first, for every implementation."""
-
-    def __init__(self, batches):
-        self.batches, self.i = batches, 0
-
-    def next(self):
-        b = self.batches[self.i % len(self.batches)]
-        self.i += 1
-        return b
-
-
 # ----------------------------------------------------------------------------- tinymeta
 
 def tinymeta_maker(init, batches, first_order, inner_steps=1):
-    from .. import meta, optim
+    """(step, gradients): one meta-iteration of tinymeta's MAML + Adam, and its last meta-gradient."""
     model = load_tinymeta_mlp(SIZES, init)
     maml = meta.MAML(model, inner_lr=INNER_LR, inner_steps=inner_steps, first_order=first_order)
     opt = optim.Adam(maml.parameters(), lr=1e-3)
     cyc = Cycle(batches)
+    step = backward_step(lambda: maml.meta_loss(cyc.next()), opt)
+    return step, lambda: [p.grad.data for p in maml.parameters()]
 
-    def step():
-        loss = maml.meta_loss(cyc.next())
+
+def tinymeta_compiled_maker(init, batches, first_order):
+    """The same meta-iteration under tm.jit: traced once (and checked twice), then replayed."""
+    model = load_tinymeta_mlp(SIZES, init)
+    maml = meta.MAML(model, inner_lr=INNER_LR, first_order=first_order)
+    opt = optim.Adam(maml.parameters(), lr=1e-3)
+    cyc = Cycle(batches)
+
+    @tm.jit
+    def body(batch):
+        loss = maml.meta_loss(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return float(loss.item())
-    return step, lambda: [p.grad.data for p in maml.parameters()]
+        return loss
+    return (lambda: float(body(cyc.next()).data)), lambda: [p.grad.data for p in maml.parameters()]
+
+
+def tinymeta_trace_seconds(init, batches):
+    """Seconds from nothing to the first pure replay of the second-order step: the trace and
+    its check, the check on the first new batch, and the first replay."""
+    import time
+    step, _ = tinymeta_compiled_maker(init, batches, False)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        step()
+    return time.perf_counter() - t0
 
 
 # ----------------------------------------------------------------------------- NumPy by hand
@@ -169,14 +183,7 @@ def torch_func_maker(torch, init, batches, first_order):
         fast = {k: ps[k] - INNER_LR * g[k] for k in ps}
         return task_loss(fast, xq, yq)
     batched = vmap(task_meta, in_dims=(None, 0, 0, 0, 0))
-
-    def step():
-        xs, ys, xq, yq = cyc.next()
-        loss = batched(params, xs, ys, xq, yq).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(loss.item())
+    step = backward_step(lambda: batched(params, *cyc.next()).mean(), opt)
     return step, lambda: [p.grad.numpy() for p in params.values()]
 
 
@@ -184,7 +191,6 @@ def torch_func_maker(torch, init, batches, first_order):
 
 def jax_maker(jax, init, batches, first_order):
     jnp = jax.numpy
-    from .mlp import mlp_jnp
     adam = adam_jax(jnp)
 
     def task_loss(ps, x, y):
@@ -265,6 +271,8 @@ def autograd_maker(init, batches, first_order):
 # ----------------------------------------------------------------------------- the workload
 
 def check_and_time(ctx, step, grads, scale=1e3):
+    """The check values (first loss, first meta-gradient's squared norm, third loss), then
+    the timing of further steps."""
     l1 = step()
     g1 = sq_norm(grads())
     step()
@@ -283,6 +291,12 @@ def run(ctx):
             rows.append(row(W, case, impl, t, "ms", check=check, rtol=2e-3, **kw))
 
         add("tinymeta", tinymeta_maker(init, batches, fo))
+        add("tinymeta (compiled)", tinymeta_compiled_maker(init, batches, fo), note="tm.jit replay")
+        if not fo:
+            secs = tinymeta_trace_seconds(init, batches)
+            rows.append(row(W, case, "tinymeta (trace + first replay)",
+                            {"median": secs, "min": secs, "max": secs, "cpu_median": None, "n": 1},
+                            "s", note="one run: trace + check, check on new inputs, first replay"))
         if fo:
             add("numpy (by hand)", numpy_fo_maker(init, batches))
         if torch is not None:
@@ -290,14 +304,14 @@ def run(ctx):
                 with cm():
                     add(f"torch (loop{suffix})", torch_loop_maker(torch, init, batches, fo))
                     add(f"torch (torch.func+vmap{suffix})", torch_func_maker(torch, init, batches, fo))
-        elif "torch" in ctx.peers:
-            rows.append(skipped(W, case, "torch", "torch not installed"))
+        else:
+            ctx.skip_missing(rows, W, case, "torch", "torch")
         if jax is not None:
             add("jax (jit+vmap)", jax_maker(jax, init, batches, fo))
-        elif "jax" in ctx.peers:
-            rows.append(skipped(W, case, "jax", "jax not installed"))
+        else:
+            ctx.skip_missing(rows, W, case, "jax", "jax")
         if ag is not None:
             add("autograd (HIPS loop)", autograd_maker(init, batches, fo))
-        elif "autograd" in ctx.peers:
-            rows.append(skipped(W, case, "autograd (HIPS loop)", "autograd not installed"))
+        else:
+            ctx.skip_missing(rows, W, case, "autograd (HIPS loop)", "autograd")
     return rows

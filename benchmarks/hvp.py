@@ -3,15 +3,17 @@ points (one sinusoid task), with respect to all parameters, by double backward
 (reverse over reverse), float32, in microseconds. Check: v^T H v and |H v|^2."""
 import numpy as np
 
-from .common import mlp_init, row, skipped, sq_norm, torch_thread_variants
-from .harness import measure
+import tinymeta as tm
+
+from .common import mlp_init, mlp_jnp, sinusoid_batches, sq_norm, torch_thread_variants
+from .harness import row
+from .timing import measure
 
 W, CASE = "hvp", "1-40-40-1 MSE, 25 points, f32"
 SIZES = [1, 40, 40, 1]
 
 
 def data():
-    from .common import sinusoid_batches
     b = sinusoid_batches(1, 1, seed=5, k=25)[0]
     g = np.random.default_rng(6)
     init = mlp_init(SIZES, seed=0, dtype=np.float32)
@@ -25,8 +27,6 @@ def _check(hv, v):
 
 
 def tinymeta_runs(init, v, x, y):
-    import tinymeta as tm
-
     def loss(*ps):
         h = tm.relu(tm.linear(x, ps[0], ps[1]))
         h = tm.relu(tm.linear(h, ps[2], ps[3]))
@@ -47,7 +47,13 @@ def tinymeta_runs(init, v, x, y):
         for g, t in zip(gs[1:], tang[1:]):
             dot = dot + tm.sum(g * t)
         return [h.data for h in tm.grad(dot, leaves)]
-    return via_func, via_grad
+    # Compiled: the same tm.func.hvp under tm.jit, its inputs passed as arrays.
+    hvp_jit = tm.jit(lambda p, t: tm.func.hvp(loss, tuple(p), tuple(t)))
+    prim_a, tang_a = [p.data for p in prim], [t.data for t in tang]
+
+    def via_jit():
+        return [h.data for h in hvp_jit(prim_a, tang_a)]
+    return via_func, via_grad, via_jit
 
 
 def torch_runs(torch, init, v, x, y):
@@ -79,7 +85,6 @@ def torch_runs(torch, init, v, x, y):
 
 def jax_runs(jax, init, v, x, y):
     jnp = jax.numpy
-    from .mlp import mlp_jnp
     x, y = jnp.asarray(x), jnp.asarray(y)
     ps = [jnp.asarray(a) for a in init]
     vj = [jnp.asarray(a) for a in v]
@@ -127,9 +132,10 @@ def run(ctx):
         rows.append(row(W, CASE, impl, measure(fn, ctx.budget, scale=1e6), "us", check=check,
                         rtol=2e-3, **kw))
 
-    via_func, via_grad = tinymeta_runs(init, v, x, y)
+    via_func, via_grad, via_jit = tinymeta_runs(init, v, x, y)
     add("tinymeta", via_func, note="tm.func.hvp")
     add("tinymeta (tm.grad twice)", via_grad, goal=None)
+    add("tinymeta (compiled)", via_jit, goal=None, note="tm.jit replay of tm.func.hvp")
     torch = ctx.peer("torch")
     if torch is not None:
         db, fj = torch_runs(torch, init, v, x, y)
@@ -137,17 +143,17 @@ def run(ctx):
             with cm():
                 add(f"torch (autograd.grad twice{suffix})", db)
                 add(f"torch (torch.func vjp of grad{suffix})", fj)
-    elif "torch" in ctx.peers:
-        rows.append(skipped(W, CASE, "torch", "torch not installed"))
+    else:
+        ctx.skip_missing(rows, W, CASE, "torch", "torch")
     jax = ctx.peer("jax")
     if jax is not None:
         rr, fr = jax_runs(jax, init, v, x, y)
         add("jax (jit, grad of grad)", rr)
         add("jax (jit, jvp of grad)", fr)
-    elif "jax" in ctx.peers:
-        rows.append(skipped(W, CASE, "jax", "jax not installed"))
+    else:
+        ctx.skip_missing(rows, W, CASE, "jax", "jax")
     if ctx.peer("autograd") is not None:
         add("autograd (HIPS, grad of grad)", autograd_run(init, v, x, y))
-    elif "autograd" in ctx.peers:
-        rows.append(skipped(W, CASE, "autograd (HIPS)", "autograd not installed"))
+    else:
+        ctx.skip_missing(rows, W, CASE, "autograd (HIPS)", "autograd")
     return rows

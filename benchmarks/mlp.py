@@ -10,8 +10,14 @@ import contextlib
 
 import numpy as np
 
-from .common import NumpyAdam, bias_corrections, mlp_init, row, skipped, tinymeta_train_step
-from .harness import measure
+import tinymeta as tm
+from tinymeta import optim
+from tinymeta.nn import functional as F
+
+from .common import (NumpyAdam, adam_jax, backward_step, bias_corrections, load_tinymeta_mlp, mlp_init, mlp_jnp,
+                     tinymeta_train_step, torch_threads)
+from .harness import row
+from .timing import measure
 
 W = "mlp"
 CASE = "784-256-256-10 b128 f32"
@@ -26,6 +32,21 @@ def data(batch=128, seed=2):
 
 def tinymeta_step(init, X, Y):
     return tinymeta_train_step(SIZES, init, X, Y, "cross_entropy")
+
+
+def tinymeta_compiled_step(init, X, Y):
+    """The same step under tm.jit: loss, zero_grad, backward and Adam's step, replayed."""
+    model = load_tinymeta_mlp(SIZES, init)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+
+    @tm.jit
+    def body(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return lambda: float(body(X, Y).data)
 
 
 def numpy_step(init, X, Y):
@@ -79,28 +100,11 @@ def torch_step(torch, init, X, Y):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
     ce = torch.nn.functional.cross_entropy
-
-    def step():
-        loss = ce(model(Xt), Yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(loss.item())
-    return step
-
-
-def mlp_jnp(jnp, params, x):
-    n = len(params) // 2
-    for i in range(n):
-        x = x @ params[2 * i].T + params[2 * i + 1]
-        if i < n - 1:
-            x = jnp.maximum(x, 0)
-    return x
+    return backward_step(lambda: ce(model(Xt), Yt), opt)
 
 
 def jax_step(jax, init, X, Y):
     jnp = jax.numpy
-    from .common import adam_jax
     adam = adam_jax(jnp)
 
     def loss_fn(params, x, y):
@@ -154,16 +158,11 @@ def autograd_step(init, X, Y):
 
 @contextlib.contextmanager
 def one_thread(torch):
+    """NumPy's BLAS (threadpoolctl) and PyTorch, if given, on one thread inside the block."""
     import threadpoolctl
-    prev = torch.get_num_threads() if torch is not None else None
     with threadpoolctl.threadpool_limits(1):
-        if torch is not None:
-            torch.set_num_threads(1)
-        try:
+        with torch_threads(torch, 1) if torch is not None else contextlib.nullcontext():
             yield
-        finally:
-            if torch is not None:
-                torch.set_num_threads(prev)
 
 
 def _measure_all(ctx, case, init, X, Y, rows):
@@ -174,22 +173,23 @@ def _measure_all(ctx, case, init, X, Y, rows):
                         rtol=2e-3, **kw))
 
     add("tinymeta", lambda: tinymeta_step(init, X, Y))
+    add("tinymeta (compiled)", lambda: tinymeta_compiled_step(init, X, Y), note="tm.jit replay")
     add("numpy (by hand)", lambda: numpy_step(init, X, Y))
     torch = ctx.peer("torch")
     if torch is not None:
         add("torch", lambda: torch_step(torch, init, X, Y))
-    elif "torch" in ctx.peers:
-        rows.append(skipped(W, case, "torch", "torch not installed"))
+    else:
+        ctx.skip_missing(rows, W, case, "torch", "torch")
     jax = ctx.peer("jax")
     if jax is not None:
         add("jax (jit)", lambda: jax_step(jax, init, X, Y),
             **({"note": "XLA's own thread pool, not limited by threadpoolctl"} if "1 thread" in case else {}))
-    elif "jax" in ctx.peers:
-        rows.append(skipped(W, case, "jax (jit)", "jax not installed"))
+    else:
+        ctx.skip_missing(rows, W, case, "jax (jit)", "jax")
     if ctx.peer("autograd") is not None:
         add("autograd (HIPS)", lambda: autograd_step(init, X, Y))
-    elif "autograd" in ctx.peers:
-        rows.append(skipped(W, case, "autograd (HIPS)", "autograd not installed"))
+    else:
+        ctx.skip_missing(rows, W, case, "autograd (HIPS)", "autograd")
 
 
 def run(ctx):

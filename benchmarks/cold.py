@@ -6,7 +6,10 @@ small MLP (1-40-40-1 ReLU, MSE on 25 points, Adam), in seconds. Three ways:
 - TINYMETA_JIT=0: NumPy only, numba never imported.
 The peers' rows (import + the same first step; JAX's includes its jit compile) sit beside
 the warm-cache case. "wall" in the JSON is the whole process as seen from outside
-(interpreter start-up and exit included). Check: the first loss."""
+(interpreter start-up and exit included). Check: the first loss.
+
+The per-kernel workload (kernel_ops.py) times one more script here: import
+``tinymeta.kernels`` and call every kernel once (its check: how many ran compiled)."""
 import json
 import os
 import shutil
@@ -16,7 +19,9 @@ import sys
 import tempfile
 import time
 
-from .common import row, skipped
+import tinymeta as tm
+
+from .harness import row, skipped
 
 W = "cold"
 
@@ -101,6 +106,22 @@ loss = float(loss)
 """,
 }
 
+# Import + one call of every kernel (tiny inputs): what a cold start pays for the kernels alone.
+SCRIPTS["kernels"] = """
+import numpy as np
+import tinymeta.kernels as K
+x = np.linspace(-1, 1, 12).reshape(3, 4); p, g = x.copy(), x * 0.1
+K.relu(x); K.relu_backward(g, x); K.tanh_backward(g, x); K.sigmoid_backward(g, x)
+K.bias_act(x.copy(), x[0].copy(), "relu"); K.softmax_xent(x, np.array([0, 1, 3]))
+K.linear_act(x, x, None, "relu"); K.mse(x, x * 2, (1,)); K.mse_backward(x[:, 0].copy(), x, x * 2, (1,))
+K.sgd_update(p, g, np.zeros_like(p), 0.1, 0.9, 0.0, False, 0.0, True)
+K.adam_update(p, g, np.zeros_like(p), np.zeros_like(p), 1e-3, 0.9, 0.999, 1e-8, 0.0, False, 1)
+K.rmsprop_update(p, g, np.zeros_like(p), 1e-3, 0.99, 1e-8, 0.0, 0.0, None)
+K.adagrad_update(p, g, np.zeros_like(p), 1e-2, 1e-10, 0.0)
+assert len(K.info()["compiled"]) == len(K.NAMES) or not K.enabled(), K.info()
+loss = float(len(K.info()["compiled"]))
+"""
+
 _WRAP = """import json, time
 _c0, _t0 = time.process_time(), time.perf_counter()
 {body}
@@ -109,9 +130,13 @@ print("BENCH_RESULT " + json.dumps({{"seconds": _t1 - _t0, "cpu": _c1 - _c0, "lo
 """
 
 
-def run_once(impl, env_extra):
+def run_once(impl: str, env_extra: dict) -> dict:
+    """Run SCRIPTS[impl] in a fresh Python; returns {seconds, cpu, loss} measured inside it
+    and the process's whole "wall" time. The child imports the same tinymeta as this process."""
     code = _WRAP.format(body=SCRIPTS[impl].format(data=_DATA))
     env = dict(os.environ)
+    source = os.path.dirname(os.path.dirname(os.path.abspath(tm.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([source] + [p for p in [env.get("PYTHONPATH")] if p])
     env.update(env_extra)
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -131,11 +156,12 @@ def _stats(results, key):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "reps": len(xs)}
 
 
-def _row(case, impl, results, **kw):
+def cold_row(workload: str, case: str, impl: str, results, **kw) -> dict:
+    """A row from several cold starts: medians of the in-process time, CPU time and wall time."""
     t = _stats(results, "seconds")
     w = _stats(results, "wall")
     t["cpu_median"] = _stats(results, "cpu")["median"]
-    return row(W, case, impl, t, "s", check=[results[0]["loss"]], rtol=1e-5,
+    return row(workload, case, impl, t, "s", check=[results[0]["loss"]], rtol=1e-5,
                wall_median=w["median"], wall_min=w["min"], wall_max=w["max"], **kw)
 
 
@@ -148,10 +174,12 @@ def run(ctx):
         warm_dir = os.path.join(tmp, "warm")
         if "TINYMETA_JIT" in os.environ:
             ctx.note("TINYMETA_JIT is set in the environment; cold-start rows override it")
+
+        def tinymeta(n, cache, jit="1"):
+            return [run_once("tinymeta", {"NUMBA_CACHE_DIR": cache, "TINYMETA_JIT": jit}) for _ in range(n)]
         # The first empty-cache run fills warm_dir; the others get fresh folders.
-        empty = [run_once("tinymeta", {"NUMBA_CACHE_DIR": warm_dir, "TINYMETA_JIT": "1"})]
-        on = {"NUMBA_CACHE_DIR": warm_dir, "TINYMETA_JIT": "1"}
-        rows.append(_row("warm numba cache", "tinymeta", [run_once("tinymeta", on) for _ in range(reps)]))
+        empty = tinymeta(1, warm_dir)
+        rows.append(cold_row(W, "warm numba cache", "tinymeta", tinymeta(reps, warm_dir)))
         for impl in ("torch", "jax", "autograd"):
             if impl not in ctx.peers:
                 continue
@@ -159,16 +187,15 @@ def run(ctx):
                 rows.append(skipped(W, "warm numba cache", impl, f"{impl} not installed"))
                 continue
             res = [run_once(impl, {}) for _ in range(reps)]
-            r = _row("warm numba cache", f"{impl} (import + first step)", res,
-                     note="its own init: loss not comparable")
+            r = cold_row(W, "warm numba cache", f"{impl} (import + first step)", res,
+                         note="its own init: loss not comparable")
             r.pop("check")
             rows.append(r)
         for i in range(1, reps_empty):
-            d = os.path.join(tmp, f"empty{i}")
-            empty.append(run_once("tinymeta", {"NUMBA_CACHE_DIR": d, "TINYMETA_JIT": "1"}))
-        rows.append(_row("empty numba cache", "tinymeta", empty))
-        off = {"NUMBA_CACHE_DIR": os.path.join(tmp, "unused"), "TINYMETA_JIT": "0"}
-        rows.append(_row("TINYMETA_JIT=0", "tinymeta", [run_once("tinymeta", off) for _ in range(reps)]))
+            empty += tinymeta(1, os.path.join(tmp, f"empty{i}"))
+        rows.append(cold_row(W, "empty numba cache", "tinymeta", empty))
+        off = tinymeta(reps, os.path.join(tmp, "unused"), jit="0")
+        rows.append(cold_row(W, "TINYMETA_JIT=0", "tinymeta", off))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
