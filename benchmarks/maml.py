@@ -295,7 +295,7 @@ def run(ctx):
         if not fo:
             secs = tinymeta_trace_seconds(init, batches)
             rows.append(row(W, case, "tinymeta (trace + first replay)",
-                            {"median": secs, "min": secs, "max": secs, "cpu_median": None, "n": 1},
+                            {"median": secs, "min": secs, "max": secs, "cpu_median": None, "reps": 1},
                             "s", note="one run: trace + check, check on new inputs, first replay"))
         if fo:
             add("numpy (by hand)", numpy_fo_maker(init, batches))

@@ -286,6 +286,38 @@ def test_jit_retraces_for_a_new_shape_and_caches():
     assert len(calls) == 3 and len(f.cache) == 2
 
 
+def test_jit_keeps_one_program_per_gradient_state_so_accumulation_is_right():
+    """Gradient accumulation: the first backward of a group sets .grad, the next ones add to
+    it; each state gets its own program, and the sums equal eager."""
+    def run(compiled):
+        w = tm.tensor(np.array([1.0, -2.0]), requires_grad=True)
+
+        def fn(x):
+            loss = (w * tm.tensor(x) ** 2).sum()
+            loss.backward()
+            return loss
+        f = tm.jit(fn) if compiled else fn
+        grads = []
+        for k in range(6):
+            if k % 3 == 0:
+                w.grad = None
+            f(np.array([k, 1.0 + k]))
+            grads.append(w.grad.data.copy())
+        return grads, f
+    eager, _ = run(False)
+    compiled, f = run(True)
+    for a, b in zip(eager, compiled):
+        np.testing.assert_allclose(a, b)
+    assert len(next(iter(f.cache.values()))) == 2
+
+
+def test_a_program_refuses_to_drop_an_accumulated_gradient():
+    w = tm.tensor(np.ones(2), requires_grad=True)
+    prog = tm.trace(lambda x: (w * tm.tensor(x)).sum().backward(), np.ones(2))
+    with pytest.raises(TraceError, match="drop"):
+        prog(np.ones(2))   # w.grad is set now: replaying would overwrite it
+
+
 def test_jit_catches_a_value_frozen_by_a_numpy_copy():
     @tm.jit
     def f(x):

@@ -256,7 +256,7 @@ def test_checkpoint_keys_are_flat_and_readable_without_pickle(tmp_path):
         assert len(z.files) == len(arrays) + 1
 
 
-class _InterruptAt:
+class _InterruptAt:  # a loss with a Python side effect: run with compile=False (a replay skips it)
     """A loss function that presses Ctrl-C at its n-th call."""
 
     def __init__(self, n):
@@ -281,7 +281,7 @@ def test_ctrl_c_saves_returns_and_resumes_bit_for_bit(tmp_path, capsys):
 
     path = str(tmp_path / "ck.npz")
     m1, opt1 = model_opt()
-    h = fit_quiet(m1, _InterruptAt(6 * 2 + 3), opt1, (X, y), epochs=5, checkpoint=path, **kwargs)
+    h = fit_quiet(m1, _InterruptAt(6 * 2 + 3), opt1, (X, y), epochs=5, checkpoint=path, compile=False, **kwargs)
     assert h.interrupted and h.epochs == 2 and dict(h) == dict(h2)
     assert same(params(m1), params(after2))  # rolled back to the saved epoch
     err = capsys.readouterr().err.strip().splitlines()
@@ -297,7 +297,7 @@ def test_ctrl_c_without_a_checkpoint_path_saves_in_the_working_directory(tmp_pat
     monkeypatch.chdir(tmp_path)
     X, y = blobs(16)
     m, opt = model_opt()
-    h = fit_quiet(m, _InterruptAt(1), opt, (X, y), epochs=3, batch_size=8)
+    h = fit_quiet(m, _InterruptAt(1), opt, (X, y), epochs=3, batch_size=8, compile=False)
     assert h.interrupted and h.epochs == 0
     assert os.listdir(tmp_path) == ["tinymeta-interrupted.npz"]
     assert "tinymeta-interrupted.npz" in capsys.readouterr().err

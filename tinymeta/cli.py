@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-SINUSOID_LEARNERS = ("maml", "fomaml", "metasgd", "reptile", "mapping")
+SINUSOID_LEARNERS = ("maml", "fomaml", "metasgd", "reptile", "mapping", "imaml", "anil", "cavia",
+                     "learned-optimizer")
 
 
 def _positive_int(text):
@@ -35,6 +36,17 @@ def _make_sinusoid_learner(name, seed, inner_lr=0.01, inner_steps=1, shots=10):
         return learner, None
     elif name == "mapping":
         learner = meta.MappingLearner(model, rng=seed)
+    elif name == "imaml":
+        # Rajeswaran et al.'s defaults (lam 2, 5 CG steps); 5 inner steps at MAML's lr.
+        learner = meta.IMAML(model, inner_lr=inner_lr, inner_steps=5, lam=2.0, cg_steps=5)
+    elif name == "anil":
+        learner = meta.ANIL(model, inner_lr=inner_lr, inner_steps=inner_steps)
+    elif name == "cavia":
+        # Zintgraf et al.'s sinusoid setup: 5 context inputs, inner lr 1.0, one step.
+        learner = meta.CAVIA(nn.MLP([1 + 5, 40, 40, 1], activation="relu", rng=seed), num_context=5,
+                             inner_lr=1.0, inner_steps=1)
+    elif name == "learned-optimizer":
+        learner = meta.LearnedOptimizer(model, inner_steps=5, hidden=20, learn_init=True, rng=seed)
     else:
         raise SystemExit(f"tinymeta: unknown learner {name!r}; choose one of {', '.join(SINUSOID_LEARNERS)}")
     return learner, optim.Adam(learner.parameters(), lr=1e-3)
@@ -308,20 +320,33 @@ def build_parser():
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(fn=cmd_demo)
 
-    r = sub.add_parser("reproduce", help="reproduce a published result (JSON out)", description=cmd_reproduce.__doc__)
-    r.add_argument("experiment", choices=["sinusoid"])
-    r.add_argument("--learner", choices=SINUSOID_LEARNERS, default="maml")
-    r.add_argument("--shots", type=_positive_int, default=10)
-    r.add_argument("--iterations", type=_positive_int, default=70000)
-    r.add_argument("--meta-batch", type=_positive_int, default=25)
-    r.add_argument("--eval-tasks", type=_positive_int, default=1000)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--json", help="write the result here")
-    r.add_argument("--out", default="tinymeta-output", help="folder for checkpoints")
+    r = sub.add_parser("reproduce", help="reproduce a published result (JSON out)",
+                       description=cmd_reproduce.__doc__,
+                       epilog="Few-shot classification (ProtoNet and every learner on glyphs -> digits): "
+                              "python examples/15_meta_learners_compared.py")
+    r.add_argument("experiment", choices=["sinusoid"],
+                   help="the task family: sinusoid (Finn et al. 2017's sine regression)")
+    r.add_argument("--learner", choices=SINUSOID_LEARNERS, default="maml",
+                   help="which meta-learner to train (default maml); fomaml = first-order MAML; "
+                        "imaml, anil, cavia and learned-optimizer follow their papers' setups")
+    r.add_argument("--shots", type=_positive_int, default=10,
+                   help="support and query points per task (default 10)")
+    r.add_argument("--iterations", type=_positive_int, default=70000,
+                   help="meta-iterations (default 70000, Finn et al.'s)")
+    r.add_argument("--meta-batch", type=_positive_int, default=25,
+                   help="tasks per meta-iteration (default 25)")
+    r.add_argument("--eval-tasks", type=_positive_int, default=1000,
+                   help="new tasks to evaluate on, 100 query points each (default 1000)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the model and of task sampling (default 0)")
+    r.add_argument("--json", help="write the result here (default: print it)")
+    r.add_argument("--out", default="tinymeta-output",
+                   help="folder for checkpoints (default ./tinymeta-output)")
     r.add_argument("--checkpoint", help="checkpoint path (default OUT/LEARNER-seedS.npz)")
-    r.add_argument("--checkpoint-every", type=_positive_int, default=5000)
-    r.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--checkpoint-every", type=_positive_int, default=5000,
+                   help="iterations between checkpoints (default 5000)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint (default: start afresh)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or log lines (default: show them)")
     r.set_defaults(fn=cmd_reproduce)
 
     g = sub.add_parser(

@@ -465,7 +465,7 @@ def _step(t, g, grads, masks, retain_graph, hook, order):
         _check_versions(t, node)
     ins = node.inputs
     need = masks.get(node, node.need) if masks else node.need
-    if not any(need):
+    if True not in need:
         return  # an input of tm.grad that leads to no other input: its own graph stays intact
     tape = _mode.tape
     if tape is not None:  # tm.trace labels what the rule runs with the op it belongs to

@@ -129,6 +129,7 @@ class _Recorder:
         self.events = []       # in order: ("grad", leaf, tensor), ("zero", leaves), ("step", optimizer)
         self.stepped = None    # the optimizer whose step() ran: no op may follow it
         self.pre_step = []     # (parameter, its array before the traced step)
+        self.first_touch = {}  # id(leaf) -> (leaf, "read" | "fresh" | "zero"): how fn first met its .grad
 
     def _new(self, kind, payload, *objs):
         self.slots.append((kind, payload))
@@ -198,7 +199,11 @@ class _Recorder:
     def leave_rule(self, outer):
         self.order, self.rule = outer
 
+    def _touch(self, leaf, how):
+        self.first_touch.setdefault(id(leaf), (leaf, how))
+
     def reading_grad(self, leaf):
+        self._touch(leaf, "read")
         g = leaf.grad
         if id(g) not in self.by_tensor and id(g.data) not in self.by_array:
             slot = self._new("grad", leaf, g)
@@ -211,11 +216,15 @@ class _Recorder:
         self.keep.append(copy)
 
     def wrote_grad(self, leaf):
+        self._touch(leaf, "fresh")  # first touched by a write that read nothing: .grad was None
         self.grad_leaves[id(leaf)] = leaf
         self.events.append(("grad", leaf, leaf.grad))
 
     def zeroed_grads(self, leaves):
-        self.events.append(("zero", list(leaves)))
+        leaves = list(leaves)
+        for leaf in leaves:
+            self._touch(leaf, "zero")
+        self.events.append(("zero", leaves))
 
     def optimizer_step(self, optimizer):
         self.events.append(("step", optimizer))
@@ -317,8 +326,18 @@ class Program:
                                  f"({leaf.name or leaf.shape}) that is None now but was set when traced; "
                                  "call zero_grad() the same way before tracing and replaying")
             arrays.append(leaf.grad.data)
+        for leaf in self._fresh:
+            if leaf.grad is not None:
+                raise TraceError(f"{self.fn_name}: the program sets the .grad of a tensor ({leaf.name or leaf.shape}) "
+                                 "that was None when traced but holds a gradient now, so a replay would drop "
+                                 "it instead of adding to it; call zero_grad() the same way before tracing and "
+                                 "replaying (tm.jit traces a second program for this case by itself)")
         arrays.extend(c for _, c in self._consts)
         return arrays
+
+    def guards_hold(self) -> bool:
+        """Whether the gradients are in the state (None or set) the program was traced in."""
+        return all(leaf.grad is None for leaf in self._fresh) and all(leaf.grad is not None for _, leaf in self._grads)
 
     def _checked(self, leaves):
         arrays = []
@@ -372,13 +391,16 @@ class Program:
         return list(outs[:n]), list(outs[n:])
 
     def _arrays_as_traced(self, args, kwargs):
-        saved = [leaf.grad for _, leaf in self._grads]
+        leaves = [leaf for _, leaf in self._grads] + self._fresh
+        saved = [leaf.grad for leaf in leaves]
         try:
             for (_, leaf), before in zip(self._grads, self._grad_before):
                 leaf.grad = _wrap(before)
+            for leaf in self._fresh:
+                leaf.grad = None
             return self._arrays(args, kwargs)
         finally:
-            for (_, leaf), g in zip(self._grads, saved):
+            for leaf, g in zip(leaves, saved):
                 leaf.grad = g
 
     def source_args(self, *args, **kwargs):
@@ -637,6 +659,8 @@ def _trace(fn, args, kwargs):
     specs = [((x.data if type(x) is Tensor else x).shape, (x.data if type(x) is Tensor else x).dtype) for x in leaves]
     prog = Program(fn, rec, in_tree, specs, names, out_tree, out_slots, kinds, events)
     prog._pre_step = rec.pre_step
+    # The replay assigns these .grad afresh: right only when they are None, as when traced.
+    prog._fresh = [leaf for leaf, how in rec.first_touch.values() if how == "fresh"]
     prog.result = result
     return prog, result
 
@@ -703,16 +727,18 @@ def jit(fn=None, *, check: bool = True, fallback: bool = False):
 
     def run(*args, **kwargs):
         key, leaves = _key(args, kwargs)
-        prog = cache.get(key)
+        progs = cache.setdefault(key, [])
+        if progs and progs[0] is _EAGER:
+            return fn(*args, **kwargs)
+        # One program per state of the gradients it meets (None, or set and added to).
+        prog = next((p for p in progs if p.guards_hold()), None)
         if prog is None:
             prog, result = _trace(fn, args, kwargs)
             if check:
                 _check_replay(prog, args, kwargs, result)
             prog.verified = not check
-            cache[key] = prog
+            progs.append(prog)
             return result
-        if prog is _EAGER:
-            return fn(*args, **kwargs)
         if not prog.verified:
             # Once, on the first new inputs: the replay must match an eager run. This is what
             # catches a value the tape froze (an input copied with NumPy inside fn).
@@ -724,7 +750,7 @@ def jit(fn=None, *, check: bool = True, fallback: bool = False):
                     raise TraceError(str(exc)) from None
                 warnings.warn(f"tm.jit: {exc}; running {prog.fn_name} eagerly instead", RuntimeWarning,
                               stacklevel=2)
-                cache[key] = _EAGER
+                cache[key] = [_EAGER]
                 return exc.eager
         return prog._run(prog._leaf_arrays(leaves, check=False))
 

@@ -23,7 +23,8 @@ import numpy as np
 from . import loop
 from .data import DataLoader
 from .engine import no_grad
-from .errors import AnomalyError, ArgumentError
+from .errors import AnomalyError, ArgumentError, TraceError
+from .tape import jit
 
 INTERRUPT_PATH = loop.INTERRUPT_PATH
 
@@ -264,7 +265,7 @@ def _loader_part(loader):
 def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
         val: Optional[Union[tuple, DataLoader]] = None, epochs: int = 10, batch_size: int = 32,
         accumulate: int = 1, early_stopping=None, progress: bool = True, metrics=None, rng=0,
-        scheduler=None, checkpoint=None, resume: bool = False) -> History:
+        scheduler=None, checkpoint=None, resume: bool = False, compile: bool = True) -> History:
     """Train ``model`` for ``epochs`` epochs (a total: a resumed run continues up to it).
 
     train, val: ``(X, y)`` arrays (shuffled each epoch by a DataLoader seeded with ``rng``)
@@ -283,6 +284,10 @@ def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
         it when it exists (else starts fresh) and continues bit for bit.
     progress: a bar over epochs on a terminal or in a notebook, a plain line now and then
         on stderr when it is a pipe or a file (runs over 2 s); False shows nothing.
+
+    compile: each batch's forward, loss and backward run as a ``tm.jit`` replay (traced once
+        per batch shape, checked against eager); a loss_fn the tape cannot follow runs
+        eagerly, with a warning.
 
     A training loss that becomes NaN or inf stops the run with ``tm.AnomalyError``: the
     model, optimizer and History are put back as they were at the start of that epoch
@@ -313,8 +318,10 @@ def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
     if resume:
         runner.resume(missing_ok=True)
 
+    batch_step = _BatchStep(model, loss_fn, compile)
+
     def epoch():
-        _train_epoch(model, loss_fn, optimizer, train_loader, accumulate, history, metric_fns, runner)
+        _train_epoch(batch_step, optimizer, train_loader, accumulate, history, metric_fns, runner, model)
         if val_loader is not None:
             acc = _Epoch(bool(metric_fns))
             model.eval()
@@ -342,7 +349,30 @@ def fit(model, loss_fn: Callable, optimizer, train: Union[tuple, DataLoader],
     return history
 
 
-def _train_epoch(model, loss_fn, optimizer, loader, accumulate, history, metric_fns, runner):
+class _BatchStep:
+    """One batch's forward, loss and backward (the optimizer steps outside): compiled with
+    tm.jit unless ``compile`` is off or the tape cannot follow ``loss_fn`` (then eager)."""
+
+    def __init__(self, model, loss_fn, compile):
+        def step(xb, yb, scale):
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            (loss * scale if scale != 1.0 else loss).backward()
+            return loss, out
+        self.eager = step
+        self.run = jit(step, fallback=True) if compile else step
+
+    def __call__(self, xb, yb, scale):
+        try:
+            return self.run(xb, yb, scale)
+        except TraceError as exc:  # raised while tracing, before any gradient was written
+            warnings.warn(f"train.fit: running eagerly, the tape cannot follow this loss: {exc}",
+                          RuntimeWarning, stacklevel=3)
+            self.run = self.eager
+            return self.eager(xb, yb, scale)
+
+
+def _train_epoch(batch_step, optimizer, loader, accumulate, history, metric_fns, runner, model):
     model.train()
     acc = _Epoch(bool(metric_fns))
     n_batches = len(loader)
@@ -351,8 +381,7 @@ def _train_epoch(model, loss_fn, optimizer, loader, accumulate, history, metric_
     for b, (xb, yb) in enumerate(loader):
         group_start = b - b % accumulate
         group_len = min(accumulate, n_batches - group_start)
-        out = model(xb)
-        loss = loss_fn(out, yb)
+        loss, out = batch_step(xb, yb, 1.0 / group_len)
         value = float(loss.item())
         if not np.isfinite(value):
             raise AnomalyError(
@@ -360,7 +389,6 @@ def _train_epoch(model, loss_fn, optimizer, loader, accumulate, history, metric_
                 f"{n_batches}: the run diverged. Model, optimizer and history are back as they were at "
                 f"the start of epoch {done + 1}. Try a smaller learning rate or clipping "
                 f"(optim.clip_grad_norm_), or run under tm.detect_anomaly() to find the op that made it")
-        (loss * (1.0 / group_len) if group_len > 1 else loss).backward()
         if b - group_start == group_len - 1:
             optimizer.step()
             optimizer.zero_grad()

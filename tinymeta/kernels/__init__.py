@@ -182,7 +182,12 @@ def _run(name, fn, args):
 
 def _dispatch(name, suits, *args):
     """Run kernel ``name`` compiled if wanted, possible and ``suits``; else its twin."""
-    return _run(name, _kernel(name) if suits else None, args)
+    fn = None
+    if suits and _want:  # _kernel(name), written out: this runs for every kernel call
+        if _jit is None:
+            _load()
+        fn = _jit.get(name)
+    return _run(name, fn, args)
 
 
 def _impl(name, use_numba):

@@ -52,6 +52,10 @@ def check_int(owner, name, value, minimum=1):
 class MetaLearner:
     """Base: wraps a task model (an ``nn.Module``) and its loss."""
 
+    # Whether meta.fit may compile the meta-step with tm.jit (its meta_loss uses tinymeta ops
+    # only). A learner whose meta-gradient is computed outside the tape sets it False.
+    traceable = True
+
     def __init__(self, model, loss="mse"):
         if not isinstance(model, Module):
             raise ArgumentError(f"{type(self).__name__}: model must be a tinymeta nn.Module, got "

@@ -136,7 +136,7 @@ def fit(learner, tasks, meta_optimizer=None, iterations: int = 1000, meta_batch:
     window, t0, last = [], time.perf_counter(), [None]
 
     step_fn = learner.meta_step
-    if compile and meta_optimizer is not None and \
+    if compile and meta_optimizer is not None and learner.traceable and \
             getattr(learner.meta_step, "__func__", None) is MetaLearner.meta_step:
         def iteration(batch):  # the base meta_step, without its float(): that stays outside
             loss = learner.meta_loss(batch)

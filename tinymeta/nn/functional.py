@@ -16,9 +16,13 @@ from .module import check_same_shape
 def _t(x, like=None):
     if type(x) is Tensor:
         return x
-    # Targets take a float input's dtype; never cast to an integer one (that truncates).
+    # Targets take a float input's dtype; never cast to an integer one (that truncates). The
+    # cast is an op, so tm.trace follows it on replay (a NumPy copy would be frozen).
+    a = np.asarray(x)
     dtype = like.dtype if like is not None and like.dtype.kind == "f" else None
-    return Tensor(np.asarray(x), dtype=dtype)
+    if dtype is not None and a.dtype != dtype and a.dtype.kind in "fiub":
+        return ops.astype(a, dtype)
+    return Tensor(a, dtype=dtype)
 
 
 def _reduce(loss, reduction, where):
@@ -76,15 +80,18 @@ def cross_entropy(logits, labels, weight=None, reduction="mean"):
     labels = _class_labels(labels, logits, "cross_entropy")
     c = logits.shape[-1]
     flat = ops.reshape(logits, (-1, c)) if logits.ndim != 2 else logits
-    losses = ops.softmax_cross_entropy(flat, labels.reshape(-1))
+    # Labels stay the array given (or go through ops): tm.trace must see them to replay them.
+    flat_labels = labels if labels.ndim == 1 else ops.reshape(labels, (-1,))
+    losses = ops.softmax_cross_entropy(flat, flat_labels)
     losses = ops.reshape(losses, labels.shape) if logits.ndim != 2 else losses
     if weight is not None:
         w = np.asarray(weight.data if type(weight) is Tensor else weight, dtype=logits.dtype)
         if w.shape != (c,):
             raise ShapeError(f"cross_entropy: weight must have shape ({c},), got {w.shape}")
-        wl = w[labels]
+        onehot = ops.astype(ops.equal(ops.unsqueeze(labels, -1), np.arange(c)), logits.dtype)
+        wl = ops.sum(onehot * w, axis=-1)  # each example's class weight
         if reduction == "mean":
-            return ops.sum(losses * wl) / float(wl.sum())
+            return ops.sum(losses * wl) / ops.sum(wl)
         losses = losses * wl
     return _reduce(losses, reduction, "cross_entropy")
 
@@ -94,9 +101,10 @@ def nll_loss(log_probs, labels, reduction="mean"):
     """Negative log-likelihood of integer labels under log-probabilities (..., C)."""
     log_probs = _t(log_probs)
     labels = _class_labels(labels, log_probs, "nll_loss")
-    flat = ops.reshape(log_probs, (-1, log_probs.shape[-1]))
-    picked = ops.index(flat, (np.arange(labels.size), labels.reshape(-1)))
-    return _reduce(-ops.reshape(picked, labels.shape), reduction, "nll_loss")
+    c = log_probs.shape[-1]
+    onehot = ops.astype(ops.equal(ops.unsqueeze(labels, -1), np.arange(c)), log_probs.dtype)
+    picked = ops.sum(log_probs * onehot, axis=-1)  # each example's log-probability of its label
+    return _reduce(-picked, reduction, "nll_loss")
 
 
 @guard
@@ -120,7 +128,7 @@ def binary_cross_entropy(probs, target, reduction="mean"):
 def _clamped_log(p):
     """max(log p, -100) as PyTorch's BCE, at p = 0 too, in any float dtype; the log sees only
     positive values (log(0) = -inf would make 0 * inf = NaN gradients)."""
-    positive = p.data > 0
+    positive = ops.greater(p, 0)
     safe = ops.where(positive, p, 1.0)
     return ops.where(positive, ops.maximum(ops.log(safe), -100.0), -100.0)
 

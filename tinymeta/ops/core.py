@@ -22,7 +22,7 @@ from typing import Tuple, Union
 import numpy as np
 
 from ..engine import Node, Tensor, _mode, _to_array, _wrap
-from ..errors import DTypeError, GraphError, ShapeError, TinymetaError, translate
+from ..errors import DTypeError, ShapeError, TinymetaError, translate
 
 
 class Op:
@@ -40,24 +40,37 @@ class Op:
         self.reads_inputs = reads_inputs
 
     def vjp(self, g, out, inputs, need, kwargs):
-        """The rules' raw results, one per input (None where ``need`` is False)."""
-        vjps = self.vjps
-        if len(inputs) == 1:
-            return (vjps[0](g, out, inputs[0], **kwargs),)
-        if len(inputs) == 2 and not kwargs:
-            a, b = inputs
-            return (vjps[0](g, out, a, b) if need[0] else None,
-                    vjps[1](g, out, a, b) if need[1] else None)
-        return [vjp(g, out, *inputs, **kwargs) if n else None for vjp, n in zip(vjps, need)]
+        """The rules' raw results, one per input (None where ``need`` is False). Ops with a
+        rule of their own (variadic, fused) override this."""
+        return [vjp(g, out, *inputs, **kwargs) if n else None for vjp, n in zip(self.vjps, need)]
 
     def backward(self, g, out, inputs, need, kwargs):
-        """Gradients for the inputs, each in its input's shape and dtype (None where not needed)."""
-        grads = self.vjp(g, out, inputs, need, kwargs)
-        if len(grads) != len(inputs):
-            raise GraphError(f"{self.name}: backward returned {len(grads)} gradient(s) for "
-                             f"{len(inputs)} input(s); return one per input (None where there is none)")
-        return [None if gi is None or not n else fit_gradient(self.name, i, gi, p)
-                for i, (gi, p, n) in enumerate(zip(grads, inputs, need))]
+        """Gradients for the inputs, each in its input's shape and dtype (None where not needed).
+
+        Written out for one and two inputs, the shapes of most of a graph: on small networks
+        each call saved here is a measurable part of a backward pass."""
+        if type(self).vjp is not Op.vjp:
+            return self._fitted(self.vjp(g, out, inputs, need, kwargs), inputs, need)
+        vjps = self.vjps
+        if len(inputs) == 1:
+            p = inputs[0]
+            gi = vjps[0](g, out, p, **kwargs)
+            if type(gi) is Tensor and gi.data.shape == p.data.shape and gi.data.dtype is p.data.dtype:
+                return (gi,)
+            return (None if gi is None else fit_gradient(self.name, 0, gi, p),)
+        if len(inputs) == 2 and not kwargs:
+            a, b = inputs
+            return (self._fit(0, vjps[0](g, out, a, b), a) if need[0] else None,
+                    self._fit(1, vjps[1](g, out, a, b), b) if need[1] else None)
+        return self._fitted(self.vjp(g, out, inputs, need, kwargs), inputs, need)
+
+    def _fit(self, i, gi, p):
+        if gi is None or (type(gi) is Tensor and gi.data.shape == p.data.shape and gi.data.dtype is p.data.dtype):
+            return gi  # the usual case, checked inline
+        return fit_gradient(self.name, i, gi, p)
+
+    def _fitted(self, grads, inputs, need):
+        return [self._fit(i, gi, p) if n else None for i, (gi, p, n) in enumerate(zip(grads, inputs, need))]
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -289,14 +302,15 @@ def check_axis(axis, ndim, where):
     return axis % ndim if ndim else axis
 
 
-def norm_axis(axis, ndim, where):
-    """``axis`` as None or a tuple of non-negative ints, each checked against ``ndim``."""
+def norm_axis(axis, ndim, where, scalar_ok=True):
+    """``axis`` as None or a tuple of non-negative ints, each checked against ``ndim``.
+    As NumPy's reductions do, a single int axis 0 (or -1) reduces a 0-d array (meaning all
+    axes) unless ``scalar_ok`` is False (NumPy's mean and var refuse it)."""
     if axis is None:
         return None
-    if ndim == 0:  # NumPy lets axis 0 (or -1) reduce a 0-d array: the same as all axes
-        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-        if all(not isinstance(a, (bool, np.bool_)) and operator.index(a) in (0, -1) for a in axes):
-            return None
+    if ndim == 0 and scalar_ok and isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) \
+            and axis in (0, -1):
+        return None
     if isinstance(axis, (int, np.integer)):
         return (check_axis(axis, ndim, where),)
     return tuple(check_axis(a, ndim, where) for a in axis)

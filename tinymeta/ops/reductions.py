@@ -56,7 +56,7 @@ min = defop("min", _nonempty(np.min, "min"), _extreme_vjp, args=_reduce_args,  #
 def mean(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``. Derived: the sum divided by the number of elements summed."""
     x = as_tensor(x)
-    axis = norm_axis(axis, x.ndim, "mean")
+    axis = norm_axis(axis, x.ndim, "mean", scalar_ok=False)
     n = count(x.shape, axis)
     return sum(x, axis=axis, keepdims=keepdims) * (1.0 / n if n else np.nan)
 
@@ -65,7 +65,7 @@ def mean(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
 def var(x: TensorLike, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """Variance over ``axis``. Derived: the mean squared deviation (``ddof`` as in NumPy)."""
     x = as_tensor(x)
-    axis = norm_axis(axis, x.ndim, "var")
+    axis = norm_axis(axis, x.ndim, "var", scalar_ok=False)
     n = count(x.shape, axis)
     d = x - mean(x, axis=axis, keepdims=True)
     # No degrees of freedom left (ddof >= n, or no values): NaN, as NumPy gives.
