@@ -20,6 +20,8 @@ from .errors import (AnomalyError, ArgumentError, CheckpointError, DTypeError, G
                      GraphError, InplaceError, ShapeError, TinymetaError, TraceError)
 from .function import Function
 from .gradcheck import gradcheck, gradgradcheck
+from .derivcheck import (DerivativeReport, PrecisionWarning, check_backward, check_grad,
+                         check_hessian)
 from .ops import (abs, add, astype, broadcast_to, clip, concatenate, cos, div, exp, expand,
                   flatten, leaky_relu, linear, log, log_softmax, logsumexp, matmul, max, maximum,
                   mean, min, minimum, mse, mul, neg, pow, relu, reshape, sigmoid, sin, softmax,

@@ -122,7 +122,85 @@ def cmd_reproduce(args):
     return 0
 
 
+def _load_callable(spec, default_module=None, what="function"):
+    """``module:name``, ``path/to/file.py:name``, or a bare ``name`` in ``default_module``."""
+    import importlib
+    import importlib.util
+    if ":" in spec:
+        where, name = spec.rsplit(":", 1)
+    elif default_module is not None:
+        where, name = None, spec
+    else:
+        raise SystemExit(f"tinymeta gradcheck: {what} {spec!r} must look like module:function "
+                         "or path/to/file.py:function")
+    if where is None:
+        module = default_module
+    elif where.endswith(".py") or os.sep in where or "/" in where:
+        if not os.path.isfile(where):
+            raise SystemExit(f"tinymeta gradcheck: no file {where!r} (from {spec!r})")
+        mod_name = os.path.splitext(os.path.basename(where))[0]
+        spec_ = importlib.util.spec_from_file_location(mod_name, where)
+        module = importlib.util.module_from_spec(spec_)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(where)))  # its own imports resolve
+        spec_.loader.exec_module(module)
+    else:
+        if os.getcwd() not in sys.path:  # the console script does not put the cwd on the path
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise SystemExit(f"tinymeta gradcheck: cannot import {where!r} ({exc}); run from the "
+                             "folder that holds it, or give a file path: path/to/file.py:function")
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise SystemExit(f"tinymeta gradcheck: {module.__name__} has no function {name!r}")
+    return fn, module
+
+
+def _parse_shape(text):
+    try:
+        return tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape looks like 5 or 3,4 or 3x4; got {text!r}") from None
+
+
+def _check_user_derivation(args):
+    """tinymeta gradcheck F GRAD: check a user's hand-written derivative and print the report."""
+    import tinymeta as tm
+    if args.op is not None:
+        raise SystemExit("tinymeta gradcheck: --op selects tinymeta's own ops; it does not combine "
+                         "with a FUNCTION GRADIENT pair")
+    if args.gradient is None:
+        raise SystemExit("tinymeta gradcheck: give the gradient too, e.g. "
+                         "tinymeta gradcheck mymodule:loss mymodule:grad_loss --shape 5")
+    f, module = _load_callable(args.function)
+    g, _ = _load_callable(args.gradient, default_module=module, what="gradient")
+    if args.inputs:
+        make, _ = _load_callable(args.inputs, default_module=module, what="--inputs")
+        xs = make()
+        xs = tuple(xs) if isinstance(xs, (tuple, list)) else (xs,)
+    elif args.shape:
+        rng = np.random.default_rng(args.seed)
+        xs = tuple(rng.standard_normal(s) for s in args.shape)
+    else:
+        raise SystemExit("tinymeta gradcheck: say where to check: --shape S [S ...] (random "
+                         "float64 inputs, one shape per input) or --inputs module:make_inputs")
+    wrt = args.wrt if args.wrt else None
+    if args.mode == "grad":
+        report = tm.check_grad(f, g, *xs, wrt=wrt)
+    elif args.mode == "backward":
+        report = tm.check_backward(f, g, *xs, wrt=wrt, seed=args.seed)
+    else:
+        if len(xs) != 1:
+            raise SystemExit("tinymeta gradcheck --mode hessian: f takes one input")
+        report = tm.check_hessian(f, g, xs[0])
+    print(report)
+    return 0 if report else 1
+
+
 def cmd_gradcheck(args):
+    if args.function is not None:
+        return _check_user_derivation(args)
     from . import kernels, opcheck
     if args.jit is not None:
         kernels.set_enabled(args.jit == "on")
@@ -271,9 +349,38 @@ def build_parser():
     r.add_argument("--quiet", action="store_true", help="no progress bar or log lines (default: show them)")
     r.set_defaults(fn=cmd_reproduce)
 
-    g = sub.add_parser("gradcheck", help="check every op's first and second derivatives; prints a table",
-                       description="gradcheck and gradgradcheck of every differentiable op in float64.")
-    g.add_argument("--op", help="only ops whose name contains this")
+    g = sub.add_parser(
+        "gradcheck", help="check every op's derivatives, or your own hand-derived gradient",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="With no FUNCTION: gradcheck and gradgradcheck of every differentiable op in "
+                    "float64, as a table.\n\nWith FUNCTION GRADIENT: check your hand-derived "
+                    "gradient against central\ndifferences (and tinymeta autodiff when FUNCTION "
+                    "runs on tensors) and print the\nreport (tm.check_grad; --mode backward: "
+                    "tm.check_backward; --mode hessian:\ntm.check_hessian). Exit status 1 if it "
+                    "fails.",
+        epilog="examples:\n"
+               "  tinymeta gradcheck --op matmul\n"
+               "  tinymeta gradcheck mymodule:loss mymodule:grad_loss --shape 5\n"
+               "  tinymeta gradcheck path/to/layer.py:forward backward --mode backward "
+               "--shape 4,5 5,3 3\n"
+               "  tinymeta gradcheck logreg.py:loss grad --inputs make_data --wrt 0")
+    g.add_argument("function", nargs="?", metavar="FUNCTION",
+                   help="your function as module:function or path/to/file.py:function "
+                        "(f(*xs) -> scalar; with --mode backward a forward(*xs) -> out or (out, cache))")
+    g.add_argument("gradient", nargs="?", metavar="GRADIENT",
+                   help="its hand-derived gradient (or backward, or Hessian) as module:function, "
+                        "file.py:function, or a bare name in FUNCTION's module")
+    g.add_argument("--mode", choices=["grad", "backward", "hessian"], default="grad",
+                   help="what GRADIENT is: grad_f(*xs) (default), backward(dout, cache), or hess_f(x)")
+    g.add_argument("--shape", nargs="+", type=_parse_shape, metavar="S",
+                   help="check at random float64 inputs of these shapes, one per input (e.g. 4,5 5,3 3)")
+    g.add_argument("--inputs", metavar="CALLABLE",
+                   help="a function returning the inputs to check at (module:function or a bare "
+                        "name in FUNCTION's module); instead of --shape")
+    g.add_argument("--wrt", nargs="+", type=int, metavar="I",
+                   help="check only these inputs (indices; default all)")
+    g.add_argument("--seed", type=int, default=0, help="seed for --shape inputs and dout (default 0)")
+    g.add_argument("--op", help="only ops whose name contains this (without FUNCTION)")
     g.add_argument("--jit", choices=["on", "off"], help="force the numba kernels on or off")
     g.set_defaults(fn=cmd_gradcheck)
 
