@@ -64,7 +64,7 @@ import numpy as np
 
 from .engine import Tensor, get_default_dtype, set_default_dtype
 from .engine import grad as _tm_grad
-from .errors import ArgumentError, DTypeError, GradcheckError, ShapeError
+from .errors import ArgumentError, DTypeError, GradcheckError, PrecisionWarning, ShapeError
 
 _C_NOISE = 16.0         # rounding of one f evaluation, in units of eps_machine * |f|
 _AD_NOISE = 1000.0      # hand vs autodiff: rounding of two exact formulas, in eps_machine * max|r|
@@ -73,10 +73,6 @@ _MAX_SHOWN = 5          # worst elements printed per input
 
 FD = "central differences"
 AD = "tinymeta autodiff"
-
-
-class PrecisionWarning(UserWarning):
-    """A derivative check was asked to run in less than float64 precision."""
 
 
 class Failure(NamedTuple):

@@ -73,6 +73,10 @@ class DatasetError(TinymetaError, ValueError):
     """A dataset file that is missing, malformed or inconsistent."""
 
 
+class PrecisionWarning(UserWarning):
+    """A derivative check was asked to run in less than float64 precision (``tm.check_grad``)."""
+
+
 # ----------------------------------------------------------------------------- translation
 
 
@@ -130,7 +134,7 @@ def guard(fn):
 __all__ = [
     "TinymetaError", "ShapeError", "DTypeError", "IndexingError", "GraphError", "InplaceError",
     "AnomalyError", "GradcheckError", "CheckpointError", "ArgumentError", "TraceError", "NotFittedError",
-    "MissingDependencyError", "DatasetError", "translate", "guard",
+    "MissingDependencyError", "DatasetError", "PrecisionWarning", "translate", "guard",
 ]
 
 
