@@ -77,7 +77,10 @@ def _linear(layer, x, activation):
         raise ShapeError(f"{layer!r}: the input has shape {x.shape}, but this layer takes "
                          f"{layer.in_features} features on its last axis; check the model's first "
                          "layer size against the data, or reshape the input")
-    return ops.linear(x, layer.weight, layer.bias, activation=activation)
+    # The checks ops.linear would make are made: call it with its options as they are.
+    if layer.bias is None:
+        return ops.linear.call(x, layer.weight, activation=activation)
+    return ops.linear.call(x, layer.weight, layer.bias, activation=activation)
 
 
 class _Activation(Module):

@@ -85,7 +85,15 @@ class Op:
         return fit_gradient(self.name, i, gi, p)
 
     def _fitted(self, grads, inputs, need):
-        return [self._fit(i, gi, p) if n else None for i, (gi, p, n) in enumerate(zip(grads, inputs, need))]
+        out = []
+        for i, (gi, p, n) in enumerate(zip(grads, inputs, need)):
+            if not n or gi is None:
+                out.append(None)
+            elif type(gi) is Tensor and gi.data.shape == p.data.shape and gi.data.dtype is p.data.dtype:
+                out.append(gi)
+            else:
+                out.append(fit_gradient(self.name, i, gi, p))
+        return out
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -100,10 +108,10 @@ def fit_gradient(where, i, gi, p):
         gi = _wrap(np.asarray(gi, dtype=p.data.dtype))
     gd, pd = gi.data, p.data
     if gd.shape != pd.shape:
-        try:
-            ok = np.broadcast_shapes(pd.shape, gd.shape) == gd.shape
-        except ValueError:
-            ok = False
+        # The gradient must have a shape the input broadcasts to (written out: np.broadcast_shapes
+        # costs microseconds, and this runs for every broadcast in a backward pass).
+        lead = gd.ndim - pd.ndim
+        ok = lead >= 0 and all(s == 1 or s == t for s, t in zip(pd.shape, gd.shape[lead:]))
         if not ok:
             raise ShapeError(f"{where}: the backward rule returned a gradient of shape {gd.shape} for "
                              f"input {i}, which has shape {pd.shape}; a gradient must have its input's "
