@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import metrics, optim
+from .checks import as_rng, integer as integer_, number
 from .creation import tensor
 from .engine import Tensor, no_grad
 from .errors import ArgumentError, DTypeError, NotFittedError, ShapeError  # noqa: F401  (NotFittedError: learners.NotFittedError)
@@ -59,12 +60,11 @@ def check_Xy(X, y, where, y_numeric=True):
 
 
 def _positive(name, value, where, strict=True, integer=False):
-    bad = isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+    """A positive (or, not ``strict``, non-negative) number or int: tinymeta.checks."""
     if integer:
-        bad = bad or not isinstance(value, (int, np.integer))
-    if bad or (value <= 0 if strict else value < 0) or not np.isfinite(value):
-        raise ArgumentError(f"{where}: {name} must be a {'positive' if strict else 'non-negative'} "
-                            f"{'int' if integer else 'number'}, got {value!r}")
+        integer_(where, name, value, minimum=1 if strict else 0)
+    else:
+        number(where, name, value, low=0, strict_low=strict)
 
 
 class _Base:
@@ -378,7 +378,7 @@ class _MLPBase(_Base):
 
     def _fit(self, X, y_enc, n_out, loss_fn, validation_data, stratify):
         sizes = self._sizes()
-        rng = np.random.default_rng(self.random_state)
+        rng = as_rng(self.random_state)
         X = X.astype(np.float32)
         if validation_data is None and self.early_stopping:
             X, y_enc, validation_data = _holdout(X, y_enc, self.validation_fraction, rng, stratify)

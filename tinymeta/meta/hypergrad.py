@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import as_rng
 from ..engine import Tensor, grad
 from ..errors import ArgumentError
 from ..nn.module import Module, functional_call
@@ -67,7 +68,7 @@ def unrolled_validation_loss(model: Module, loss_fn: LossFn, train: Data, val: D
         The scalar validation loss, with a graph back to ``lr`` and ``weight_decay``.
     """
     X, y = train
-    rng = np.random.default_rng(rng)
+    rng = as_rng(rng)
     names = [n for n, _ in model.named_parameters()]
     params = [p.detach().requires_grad_() for _, p in model.named_parameters()]
     for xb, yb in _batches(X, y, batch_size, steps, rng):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..checks import as_rng
 from ..engine import no_grad
 from ..plotting import pyplot
 from .base import MetaLearner
@@ -36,7 +37,7 @@ def sinusoid_adaptation(learner: MetaLearner, tasks: Sinusoid, rng: int | np.ran
         The matplotlib Figure.
     """
     plt = pyplot()
-    batch = tasks.sample(n_panels, np.random.default_rng(rng))
+    batch = tasks.sample(n_panels, as_rng(rng))
     grid = np.linspace(-5, 5, 200, dtype=batch.x_support.dtype)[:, None]
     fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 3.8), squeeze=False)
     colors = plt.cm.viridis(np.linspace(0.15, 0.85, len(steps)))

@@ -161,7 +161,7 @@ def fit(learner: MetaLearner, tasks: TaskFamily, meta_optimizer: Optimizer | Non
                             "optim.Adam(learner.parameters(), lr=1e-3)")
     if resume and checkpoint is None:
         raise ArgumentError("meta.fit: resume=True needs the checkpoint path")
-    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    rng = as_rng(rng)
     history = MetaHistory(iteration=[], loss=[], time=[], evaluations=[])
     parts = [loop.module_part("learner/", learner), loop.rng_part("run/rng", rng),
              loop.history_part(history, ("iteration", "loss", "time"))]

@@ -4,13 +4,13 @@ import math
 
 from .optimizers import Optimizer
 
+from ..checks import number
 from ..errors import ArgumentError
 
 
 def _positive(where, name, value):
-    if not value > 0:
-        raise ArgumentError(f"{where}: {name} must be > 0 (a negative factor would make the "
-                            f"learning rate negative), got {value}")
+    # A negative factor would make the learning rate negative.
+    number(where, name, value, low=0, strict_low=True)
 
 
 class LRScheduler:

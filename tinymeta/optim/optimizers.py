@@ -15,18 +15,13 @@ import numpy as np
 
 from .. import kernels
 from ..engine import Tensor, _mode, no_grad
+from ..checks import number
 from ..errors import ArgumentError, CheckpointError, ShapeError, TraceError
 
 
-def _check(name, value, low=0.0, high=None, open_low=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ArgumentError(f"{name} must be a number, got {value!r}")
-    ok = value > low if open_low else value >= low
-    if high is not None:
-        ok = ok and value < high
-    if not ok:
-        rng = f"{'(' if open_low else '['}{low}, {high if high is not None else 'inf'})"
-        raise ArgumentError(f"{name} must be in {rng}, got {value}")
+def _check(name, value, low=0.0, high=None, open_low=False, where="optimizer"):
+    """A hyperparameter in [low, high) ((low, high) with ``open_low``): tinymeta.checks.number."""
+    number(where, name, value, low=low, high=high, strict_low=open_low)
 
 
 # model.parameters(), or parameter groups: dicts with "params" and their own hyperparameters
