@@ -11,7 +11,7 @@ PKG = os.path.join(os.path.dirname(__file__), "..", "tinymeta")
 LAYERS = [
     ("errors", "checks", "threads", "plotting"),
     ("kernels",),
-    ("engine",),
+    ("tensor", "engine"),
     ("ops", "function", "creation", "gradcheck", "func", "linalg", "viz", "opcheck", "checkpoint", "derivcheck",
      "tape"),
     ("nn", "optim"),
@@ -104,6 +104,8 @@ def test_the_engine_knows_no_op():
     """The engine is the graph and the backward pass only: the op table builds on it."""
     mods = _modules()
     deps = _imports("tinymeta.engine", mods["tinymeta.engine"], mods)
+    assert deps <= {"tinymeta.errors", "tinymeta.tensor"}, deps
+    deps = _imports("tinymeta.tensor", mods["tinymeta.tensor"], mods)
     assert deps <= {"tinymeta.errors"}, deps
 
 
