@@ -66,12 +66,14 @@ from ..engine import Tensor, get_default_dtype, set_default_dtype
 from ..engine import grad as _tm_grad
 from ..errors import ArgumentError, DTypeError, GradcheckError, PrecisionWarning, ShapeError
 from .hints import _hessian_hint
-from .plumbing import AD, _AD_NOISE, _C_NOISE, _as_float_array, _name, _need_callable, _param_names, _precision, _prepare, _rel, _scalar
+from .plumbing import (AD, _AD_NOISE, _C_NOISE, _as_float_array, _name, _need_callable, _param_names, _precision,
+                       _prepare, _rel, _scalar)
 from .references import _autodiff_hessian, _first_order
 
 from .report import DerivativeReport, Failure, InputCheck, Kink  # noqa: F401
 
-__all__ = ["check_grad", "check_backward", "check_hessian", "DerivativeReport", "PrecisionWarning"]
+__all__ = ["check_grad", "check_backward", "check_hessian", "DerivativeReport", "InputCheck", "Failure", "Kink",
+           "PrecisionWarning"]
 
 
 # ---------------------------------------------------------------------------------- public checks

@@ -186,6 +186,3 @@ def _short(exc):
 def _fmt_index(e):
     return "[" + ", ".join(str(v) for v in e) + "]"
 
-
-__all__ = ["check_grad", "check_backward", "check_hessian", "DerivativeReport", "InputCheck",
-           "Failure", "Kink", "PrecisionWarning"]
