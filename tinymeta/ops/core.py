@@ -15,6 +15,7 @@ are normalised once by the op's ``args`` function, so each op has one public nam
 The families of ops live beside this file, each read top to bottom: ``elementwise.py``,
 ``reductions.py``, ``shape.py``, ``linalg.py`` and ``fused.py`` (the kernel-backed primitives).
 """
+import functools
 import inspect
 import operator
 from typing import Tuple, Union
@@ -256,7 +257,7 @@ def defop(name, forward, *vjps, view=False, reads_inputs=True, args=None, op=Non
     # derivative rules, which always pass them so: it skips ``args`` (a measurable cost in
     # a backward pass of a small network). Users call the op itself.
     run.call = fast if args is not None and fast is not None else (run if args is None else
-                                                                   (lambda *a, **k: apply(op, *a, **k)))
+                                                                   functools.partial(apply, op))
     run.__name__ = run.__qualname__ = name
     run.__module__ = "tinymeta.ops"
     run.__doc__ = doc

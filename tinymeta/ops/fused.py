@@ -14,7 +14,7 @@ import numpy as np
 from .. import kernels
 from ..errors import ArgumentError, ShapeError
 from ..engine import Tensor
-from .core import Axis, Op, TensorLike, astype, count, defop, keepdims_shape, ndim, norm_axis
+from .core import Axis, Op, TensorLike, astype, count, defop, fit_gradient, keepdims_shape, ndim, norm_axis
 from .elementwise import equal, relu_backward
 from .linalg import matmul_arrays, matmul_tn
 from .reductions import softmax, sum
@@ -42,14 +42,24 @@ _LINEAR_RULES = (
 
 
 class _Linear(Op):
-    """With activation="relu" the node's rule is relu's rule, then linear's."""
+    """With activation="relu" the node's rule is relu's rule, then linear's. The most common
+    node of a network, so its backward fits each gradient inline (see ``Op.backward``)."""
 
-    def vjp(self, g, out, inputs, need, kwargs):
+    def backward(self, g, out, inputs, need, kwargs):
         if kwargs["activation"] == "relu":
             g = relu_backward(g, out)
         x, w = inputs[0], inputs[1]
         b = inputs[2] if len(inputs) > 2 else None
-        return [rule(g, x, w, b) if n else None for rule, n in zip(_LINEAR_RULES, need)]
+        res = []
+        for i, (rule, n) in enumerate(zip(_LINEAR_RULES, need)):
+            if not n:
+                res.append(None)
+                continue
+            gi, p = rule(g, x, w, b), inputs[i]
+            if not (type(gi) is Tensor and gi.data.shape == p.data.shape and gi.data.dtype is p.data.dtype):
+                gi = fit_gradient(self.name, i, gi, p)
+            res.append(gi)
+        return res
 
 
 def _linear_args(x, weight, bias: "TensorLike | None" = None, activation: "str | None" = None):
