@@ -219,11 +219,73 @@ def _elide_broadcasts(steps, targets):
     return out
 
 
+_UFUNCS = frozenset(v for v in vars(np).values() if isinstance(v, np.ufunc))
+
+
+def _buffer_plan(steps, targets, elided):
+    """{step index: slot whose dead buffer that step's ufunc writes into (``out=``)}.
+
+    Liveness over one replay: a ufunc's result is a fresh array, which can be written again
+    once nothing reads it any more. Anything else may return a view of its inputs, so its
+    output and inputs count as one memory until all of them are dead. Values the program
+    returns are never reused (nor is anything that aliases them)."""
+    def root(s):
+        while s in elided:
+            s = elided[s]
+        return s
+
+    parent = {}
+
+    def find(s):
+        while parent.get(s, s) != s:
+            s = parent[s]
+        return s
+
+    def union(a, b):
+        parent[find(a)] = find(b)
+
+    last = {}
+    for n, st in enumerate(steps):
+        if st.out in elided:
+            continue
+        for a in st.ins:
+            if type(a) is int:
+                last[root(a)] = n
+                if st.op.forward not in _UFUNCS or st.kwargs:
+                    union(st.out, root(a))
+    forever = len(steps) + 1
+    for t in targets:
+        last[root(t)] = forever
+    group_last = {}
+    for s, n in last.items():
+        g = find(s)
+        group_last[g] = max(group_last.get(g, -1), n)
+    plan, pool, owned = {}, {}, []
+    for n, st in enumerate(steps):
+        if st.out in elided:
+            continue
+        still = []
+        for s, key in owned:  # buffers whose memory nothing reads any more
+            if group_last.get(find(s), -1) < n:
+                pool.setdefault(key, []).append(s)
+            else:
+                still.append((s, key))
+        owned = still
+        if st.op.forward in _UFUNCS and not st.kwargs and len(st.shapes) > 2:
+            key = (st.shapes[1], st.shapes[2])
+            if pool.get(key):
+                plan[n] = pool[key].pop()
+            owned.append((st.out, key))
+    return plan
+
+
 def _compile(prog):
-    """The replay: one Python function, each line a primitive's forward on arrays."""
+    """The replay: one Python function, each line a primitive's forward on arrays, results
+    written into dead buffers of the same shape where a ufunc allows (``out=``)."""
     ns, lines, slot_name = {}, [], {}
     targets = {t for t in prog._targets if type(t) is int}
     elided = _elide_broadcasts(prog._steps, targets)
+    plan = _buffer_plan(prog._steps, targets, elided)
     for s, (kind, payload) in enumerate(prog._slots):
         if kind == "in":
             slot_name[s] = f"a{payload}"
@@ -250,6 +312,8 @@ def _compile(prog):
             opt = f"o{n}_{key}"
             ns[opt] = value
             args.append(f"{key}={opt}")
+        if n in plan:
+            args.append(f"out={slot_name[plan[n]]}")
         slot_name[st.out] = f"v{n}"
         lines.append(f"    v{n} = {fn}({', '.join(args)})")
     rets = ", ".join(slot_name[t] if type(t) is int else f"r{i}" for i, t in enumerate(prog._targets))

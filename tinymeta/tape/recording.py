@@ -78,7 +78,7 @@ class _Step:
 
     def __init__(self, op, ins, kwargs, out, order, rule, shapes):
         self.op, self.ins, self.kwargs, self.out, self.order, self.rule = op, ins, kwargs, out, order, rule
-        self.shapes = shapes  # (input shapes, output shape) when traced: for the replay's rewrites
+        self.shapes = shapes  # (input shapes, output shape, output dtype) when traced: for the replay's rewrites
 
 
 class _Lit:
@@ -151,7 +151,7 @@ class _Recorder:
         ins = [self.ref(a) for a in args]
         out = self._new("step", len(self.steps), res)
         self.order_of[out] = self.order
-        shapes = ([np.shape(a.data if type(a) is Tensor else a) for a in args], res.data.shape)
+        shapes = ([np.shape(a.data if type(a) is Tensor else a) for a in args], res.data.shape, res.data.dtype)
         self.steps.append(_Step(op, ins, kwargs, out, self.order, self.rule, shapes))
 
     def _refuse_traced_option(self, op, value):
