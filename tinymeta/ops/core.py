@@ -69,7 +69,14 @@ class Op:
                                        and gb.data.dtype is b.data.dtype):
                 gb = fit_gradient(self.name, 1, gb, b)
             return ga, gb
-        return self._fitted(self.vjp(g, out, inputs, need, kwargs), inputs, need)
+        res = []
+        for i, (vjp, p, n) in enumerate(zip(vjps, inputs, need)):
+            gi = vjp(g, out, *inputs, **kwargs) if n else None
+            if gi is not None and not (type(gi) is Tensor and gi.data.shape == p.data.shape
+                                       and gi.data.dtype is p.data.dtype):
+                gi = fit_gradient(self.name, i, gi, p)
+            res.append(gi)
+        return res
 
     def backward_from_vjp(self, g, out, inputs, need, kwargs):
         """``backward`` for ops that override ``vjp``: their rule's results, fitted."""
