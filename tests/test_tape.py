@@ -343,3 +343,21 @@ def test_replay_writes_ufunc_results_into_dead_buffers_and_still_matches():
         got, want = _flat(prog(_sinusoid_batch(seed))), _flat(step(_sinusoid_batch(seed)))
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
+
+
+def test_buffer_reuse_leaves_zero_dimensional_results_alone():
+    """A ufunc on 0-d arrays returns a NumPy scalar, which cannot be an out= buffer."""
+    w = tm.tensor(np.array([0.5, -1.0]), requires_grad=True)
+
+    def f(x):
+        s = (w * tm.tensor(x)).sum()
+        loss = (s * s + s * 3.0 + 1.0) * 0.5 + s.exp() * 2.0  # several 0-d ufunc results in a row
+        loss.backward()
+        return loss
+    prog = tm.trace(f, np.ones(2))
+    w.grad = None
+    got = prog(np.array([2.0, 1.0])).item()
+    g = w.grad.data.copy()
+    w.grad = None
+    want = f(np.array([2.0, 1.0])).item()
+    assert abs(got - want) < 1e-12 and np.allclose(g, w.grad.data)

@@ -271,7 +271,8 @@ def _buffer_plan(steps, targets, elided):
             else:
                 still.append((s, key))
         owned = still
-        if st.op.forward in _UFUNCS and not st.kwargs and len(st.shapes) > 2:
+        # (0-d results are left alone: a ufunc returns a NumPy scalar there, no buffer.)
+        if st.op.forward in _UFUNCS and not st.kwargs and len(st.shapes) > 2 and st.shapes[1]:
             key = (st.shapes[1], st.shapes[2])
             if pool.get(key):
                 plan[n] = pool[key].pop()
