@@ -94,6 +94,7 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
     results, given = {}, set()
     want = set(inputs) if inputs is not None else None
     anomaly = _mode.anomaly
+    tape = _mode.tape  # tm.trace's recorder, if one runs (it cannot change during a pass)
     prev_mode = _mode.grad_enabled
     _mode.grad_enabled = create_graph  # the rules record a graph only when asked to
     # Non-finite gradients are detect_anomaly's to report, with the op named; NumPy's
@@ -119,7 +120,6 @@ def _run_backward(roots, root_grads, inputs, retain_graph, create_graph, hook=No
             need = masks.get(node, node.need) if masks else node.need
             if True not in need:
                 continue  # an input of tm.grad that leads to no other input: its graph stays
-            tape = _mode.tape
             if tape is not None:  # tm.trace labels what the rule runs with its op
                 outer = tape.enter_rule(t, node.op.name)
             gins = node.op.backward(g, t, ins, need, node.kwargs)
