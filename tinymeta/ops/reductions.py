@@ -21,7 +21,9 @@ def _reduce_args(x, axis: Axis = None, keepdims: bool = False):
 
 def _spread(g, a, axis, keepdims):
     """The output gradient of a reduction of ``a`` over ``axis``, in keepdims form."""
-    return g if keepdims else reshape.call(g, shape=keepdims_shape(a.shape, axis))
+    if keepdims or axis is None:  # a total (0-d) broadcasts over any shape as it is
+        return g
+    return reshape.call(g, shape=keepdims_shape(a.shape, axis))
 
 
 sum = defop("sum", lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims),  # noqa: A001
