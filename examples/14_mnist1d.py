@@ -171,8 +171,8 @@ def part2(args):
             curve["iteration"].append(it)
 
     t0 = time.perf_counter()
-    meta.train(maml, train_tasks, optim.Adam(maml.parameters(), lr=1e-3), iterations=iterations,
-               meta_batch=16, rng=args.seed, callback=watch)
+    meta.fit(maml, train_tasks, optim.Adam(maml.parameters(), lr=1e-3), iterations=iterations,
+             meta_batch=16, rng=args.seed, callback=watch)
     print(f"MAML (second order, one inner SGD step of lr {INNER_LR}): {iterations} meta-iterations "
           f"in {time.perf_counter() - t0:.1f} s")
 

@@ -76,8 +76,8 @@ def main():
     section(f"Meta-training the update rule: {its} iterations of 16 sinusoid tasks, {K} unrolled steps")
     lo = meta.LearnedOptimizer(model, inner_steps=K, hidden=20, learn_init=False, rng=args.seed)
     t0 = time.perf_counter()
-    hist = meta.train(lo, tasks, optim.Adam(lo.parameters(), lr=3e-3), iterations=its, meta_batch=16,
-                      rng=args.seed, progress=False, log_every=max(1, its // 10))
+    hist = meta.fit(lo, tasks, optim.Adam(lo.parameters(), lr=3e-3), iterations=its, meta_batch=16,
+                    rng=args.seed, progress=False, log_every=max(1, its // 10))
     print(f"{time.perf_counter() - t0:.0f} s; meta-loss (query MSE along the trajectory) by window: "
           + ", ".join(f"{v:.3f}" for v in hist["loss"]))
     print(f"learned global step size exp(s) = {float(np.exp(lo.log_step.data)):.4f}")

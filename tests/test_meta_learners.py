@@ -356,3 +356,20 @@ def test_every_reproduce_option_has_help_and_a_default(capsys):
         if action.dest in ("help", "experiment"):
             continue
         assert action.help and "default" in action.help, f"--{action.dest}: {action.help!r}"
+
+
+@pytest.mark.parametrize("learner", ["protonet", "maml"])
+def test_reproduce_mnist1d_fewshot_meta_trains_on_generated_classes_and_tests_on_digits(learner, tmp_path):
+    pytest.importorskip("mnist1d", reason="the optional package mnist1d is not installed "
+                                          "(pip install 'tinymeta[mnist1d]')")
+    import json
+    from tinymeta.cli import main as cli_main
+    out = tmp_path / "r.json"
+    code = cli_main(["reproduce", "mnist1d-fewshot", "--learner", learner, "--iterations", "3",
+                     "--eval-tasks", "20", "--meta-batch", "4", "--quiet", "--json", str(out)])
+    assert code in (0, None)
+    res = json.loads(out.read_text())
+    assert res["experiment"] == "mnist1d-fewshot" and res["learner"] == learner and res["shots"] == 5
+    acc = list(res["digit_accuracy"].values())[0]
+    assert 0.0 <= acc["mean"] <= 1.0 and acc["ci95"] > 0
+    assert res["iterations"] == 3

@@ -52,6 +52,14 @@ def _make_sinusoid_learner(name, seed, inner_lr=0.01, inner_steps=1, shots=10):
     return learner, optim.Adam(learner.parameters(), lr=1e-3)
 
 
+class _Given(argparse.Action):
+    """Stores the value and remembers that the user gave it (defaults differ by experiment)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, self.dest + "_given", True)
+
+
 def _out_dir(path):
     os.makedirs(path, exist_ok=True)
     return path
@@ -84,9 +92,77 @@ def cmd_demo(args):
     return 0
 
 
-def cmd_reproduce(args):
-    """Train with Finn et al.'s setup and evaluate on fresh tasks; JSON out."""
+FEWSHOT_LEARNERS = ("protonet", "maml", "fomaml", "anil", "metasgd")
+
+
+def _make_fewshot_learner(name, seed):
+    """5-way classifiers on MNIST-1D's 40-point signals: a 40-64-64-5 MLP (ProtoNet: a
+    40-64-64-64 encoder, Snell et al. 2017), inner steps as in the comparison example."""
+    from . import meta, nn, optim
+    ce = "cross_entropy"
+    if name == "protonet":
+        learner = meta.ProtoNet(nn.MLP([40, 64, 64, 64], rng=seed))
+    elif name not in FEWSHOT_LEARNERS:
+        raise SystemExit(f"tinymeta reproduce mnist1d-fewshot: unknown learner {name!r}; choose one of "
+                         f"{', '.join(FEWSHOT_LEARNERS)}")
+    else:
+        mlp = nn.MLP([40, 64, 64, 5], rng=seed)
+        learner = {"maml": lambda: meta.MAML(mlp, inner_lr=0.4, loss=ce),
+                   "fomaml": lambda: meta.MAML(mlp, inner_lr=0.4, first_order=True, loss=ce),
+                   "anil": lambda: meta.ANIL(mlp, inner_lr=0.4, loss=ce),
+                   "metasgd": lambda: meta.MetaSGD(mlp, inner_lr=0.4, loss=ce)}[name]()
+    return learner, optim.Adam(learner.parameters(), lr=1e-3)
+
+
+def _reproduce_fewshot(args):
+    """5-way 5-shot episodes: meta-trained on 320 generated MNIST-1D template classes, tested
+    on the ten real MNIST-1D digits, which no learner sees while meta-training."""
     from . import meta
+    from .data import load_mnist1d, mnist1d_templates
+    templates = mnist1d_templates(320, rng=args.seed)
+    X, y = load_mnist1d("all", n_samples=320 * 40, templates=templates, seed=args.seed + 1)
+    digits_X, digits_y = load_mnist1d("all")
+    train_tasks = meta.tasks.FewShotClassification(X, y, n_way=5, k_shot=args.shots, k_query=15)
+    test_tasks = meta.tasks.FewShotClassification(digits_X, digits_y, n_way=5, k_shot=args.shots, k_query=15)
+    learner, opt = _make_fewshot_learner(args.learner, args.seed)
+    t0 = time.perf_counter()
+    hist = meta.fit(learner, train_tasks, opt, iterations=args.iterations, meta_batch=args.meta_batch,
+                    rng=args.seed, progress=not args.quiet, verbose=not args.quiet)
+    if hist.interrupted:
+        return 130
+    steps = (getattr(learner, "inner_steps", 0),)
+    res = meta.evaluate(learner, test_tasks, n_tasks=args.eval_tasks, steps=steps, rng=10_000 + args.seed)
+    print(meta.format_evaluation(res))
+    return _write_result(args, {
+        "experiment": "mnist1d-fewshot", "learner": args.learner, "n_way": 5, "shots": args.shots,
+        "seed": args.seed, "iterations": args.iterations, "meta_batch": args.meta_batch,
+        "train_seconds": round(time.perf_counter() - t0, 1), "eval_episodes": args.eval_tasks,
+        "digit_accuracy": {str(s): {"mean": m["accuracy"][0], "ci95": m["accuracy"][1]} for s, m in res.items()},
+    })
+
+
+def _write_result(args, result):
+    text = json.dumps(result, indent=2)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+        print(f"wrote {args.json}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_reproduce(args):
+    """Reproduce a published setup and evaluate on fresh tasks; JSON out. ``sinusoid``: Finn et
+    al.'s sine regression. ``mnist1d-fewshot``: 5-way few-shot classification, meta-trained on
+    generated MNIST-1D classes and tested on the real digits (needs ``pip install mnist1d``)."""
+    from . import meta
+    if args.experiment == "mnist1d-fewshot":
+        if not getattr(args, "iterations_given", False):
+            args.iterations = 1000
+        if not getattr(args, "shots_given", False):
+            args.shots = 5
+        return _reproduce_fewshot(args)
     if args.experiment != "sinusoid":
         raise SystemExit(f"tinymeta reproduce: unknown experiment {args.experiment!r}")
     tasks = meta.tasks.Sinusoid(k_support=args.shots, k_query=args.shots)
@@ -112,14 +188,7 @@ def cmd_reproduce(args):
         "query_mse": {str(s): {"mean": m["mse"][0], "ci95": m["mse"][1]} for s, m in res.items()},
     }
     print(meta.format_evaluation(res))
-    text = json.dumps(result, indent=2)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
-        print(f"wrote {args.json}")
-    else:
-        print(text)
-    return 0
+    return _write_result(args, result)
 
 
 def _load_callable(spec, default_module=None, what="function"):
@@ -324,15 +393,18 @@ def build_parser():
                        description=cmd_reproduce.__doc__,
                        epilog="Few-shot classification (ProtoNet and every learner on glyphs -> digits): "
                               "python examples/15_meta_learners_compared.py")
-    r.add_argument("experiment", choices=["sinusoid"],
-                   help="the task family: sinusoid (Finn et al. 2017's sine regression)")
-    r.add_argument("--learner", choices=SINUSOID_LEARNERS, default="maml",
+    r.add_argument("experiment", choices=["sinusoid", "mnist1d-fewshot"],
+                   help="the task family: sinusoid (Finn et al. 2017's sine regression) or mnist1d-fewshot "
+                        "(5-way episodes: generated MNIST-1D classes to meta-train, the real digits to test)")
+    r.add_argument("--learner", choices=sorted(set(SINUSOID_LEARNERS) | set(FEWSHOT_LEARNERS)), default="maml",
                    help="which meta-learner to train (default maml); fomaml = first-order MAML; "
-                        "imaml, anil, cavia and learned-optimizer follow their papers' setups")
-    r.add_argument("--shots", type=_positive_int, default=10,
-                   help="support and query points per task (default 10)")
-    r.add_argument("--iterations", type=_positive_int, default=70000,
-                   help="meta-iterations (default 70000, Finn et al.'s)")
+                        "imaml, anil, cavia and learned-optimizer follow their papers' setups (sinusoid); "
+                        f"mnist1d-fewshot takes {', '.join(FEWSHOT_LEARNERS)}")
+    r.add_argument("--shots", type=_positive_int, default=10, action=_Given,
+                   help="support points per task (sinusoid: also query points; default 10; "
+                        "mnist1d-fewshot: per class, default 5)")
+    r.add_argument("--iterations", type=_positive_int, default=70000, action=_Given,
+                   help="meta-iterations (default 70000, Finn et al.'s; mnist1d-fewshot: 1000)")
     r.add_argument("--meta-batch", type=_positive_int, default=25,
                    help="tasks per meta-iteration (default 25)")
     r.add_argument("--eval-tasks", type=_positive_int, default=1000,
