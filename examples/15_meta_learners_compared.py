@@ -21,6 +21,7 @@ meta-training time per iteration (this machine, loaded: read ratios, not absolut
 the number of parameters each learner adapts per task. Results go to a JSON file
 (--json) and a figure.
 """
+import argparse
 import json
 import os
 import time
@@ -223,9 +224,10 @@ def main():
         p.add_argument("--classification-iterations", type=int, default=CLS_ITERATIONS,
                        help="meta-iterations per learner and shot count on glyphs "
                             f"(default {CLS_ITERATIONS})")
-        p.add_argument("--train-learned-optimizer", action="store_true",
-                       help="also meta-train the learned optimizer on classification, on the same budget "
-                            "(slow: its network runs on every weight of every task, about 13 min here)")
+        p.add_argument("--train-learned-optimizer", action=argparse.BooleanOptionalAction, default=True,
+                       help="meta-train the learned optimizer on classification too, on the same budget "
+                            "(default on; slow: its network runs on every weight of every task, about 13 "
+                            "min here; --no-train-learned-optimizer only times 3 iterations)")
         p.add_argument("--only", default="",
                        help="learner names to run, separated by semicolons (default: all), e.g. 'MAML;ANIL'")
         p.add_argument("--skip", choices=["sinusoid", "classification"], default=None,
