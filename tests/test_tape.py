@@ -361,3 +361,18 @@ def test_buffer_reuse_leaves_zero_dimensional_results_alone():
     w.grad = None
     want = f(np.array([2.0, 1.0])).item()
     assert abs(got - want) < 1e-12 and np.allclose(g, w.grad.data)
+
+
+def test_a_dtype_conversion_of_an_input_is_replayed_not_frozen():
+    """Tensor(x, dtype=...) copies x; the tape records that copy as an astype, so a replay
+    converts the new input (a float64 batch fed to a float32 model)."""
+    model = nn.MLP([2, 4, 1], rng=0)   # float32
+
+    @tm.jit
+    def f(x):
+        return model(x).sum()          # the layer converts float64 x to float32
+    for seed in range(4):              # trace, check on new inputs, then replays
+        x = np.random.default_rng(seed).standard_normal((3, 2))
+        with tm.no_grad():
+            want = model(x.astype(np.float32)).sum().item()
+        assert abs(f(x).item() - want) < 1e-5

@@ -165,6 +165,8 @@ class Tensor:
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+        if _mode.tape is not None and arr is not data and isinstance(data, np.ndarray):
+            _mode.tape.converted(data, self)  # a dtype conversion of a traced array: replayed too
 
     # -- properties users know from PyTorch
     shape = property(lambda self: self.data.shape)

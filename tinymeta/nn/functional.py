@@ -25,13 +25,9 @@ __all__ = ["mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_ent
 def _t(x, like=None):
     if type(x) is Tensor:
         return x
-    # Targets take a float input's dtype; never cast to an integer one (that truncates). The
-    # cast is an op, so tm.trace follows it on replay (a NumPy copy would be frozen).
-    a = np.asarray(x)
+    # Targets take a float input's dtype; never cast to an integer one (that truncates).
     dtype = like.dtype if like is not None and like.dtype.kind == "f" else None
-    if dtype is not None and a.dtype != dtype and a.dtype.kind in "fiub":
-        return ops.astype(a, dtype)
-    return Tensor(a, dtype=dtype)
+    return Tensor(np.asarray(x), dtype=dtype)
 
 
 def _reduce(loss, reduction, where):

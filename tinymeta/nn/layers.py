@@ -18,10 +18,7 @@ def as_input(x, like):
     """NumPy arrays and lists become tensors of the parameters' dtype."""
     if type(x) is Tensor:
         return x
-    a = np.asarray(x)
-    if a.dtype != like.dtype and a.dtype.kind in "fiub":
-        return ops.astype(a, like.dtype)  # an op, so tm.trace follows the conversion on replay
-    return Tensor(a, dtype=like.dtype)
+    return Tensor(np.asarray(x), dtype=like.dtype)
 
 
 class Linear(Module):

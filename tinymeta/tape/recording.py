@@ -7,6 +7,7 @@ import numpy as np
 
 from ..engine import Tensor
 from ..errors import ArgumentError, TraceError
+from ..ops.core import astype
 
 # ----------------------------------------------------------------------------- inputs and outputs
 
@@ -186,6 +187,13 @@ class _Recorder:
         if id(g) not in self.by_tensor and id(g.data) not in self.by_array:
             slot = self._new("grad", leaf, g)
             self.grad_before[slot] = g.data
+
+    def converted(self, src, t):
+        """``Tensor(src, dtype=...)`` copied a traced array (an input, or computed): record the
+        conversion as the ``astype`` op, so a replay converts the new array too."""
+        slot = self.by_array.get(id(src))
+        if slot is not None and self.slots[slot][0] in ("in", "step"):
+            self.record(astype.op, (src,), {"dtype": t.data.dtype}, t)
 
     def same_value(self, copy, g):
         slot = self.ref(g)
