@@ -24,7 +24,7 @@ import pytest
 
 from tinymeta.nn import load_arrays
 
-TIMEOUT = 60
+TIMEOUT = 180  # a guard against a hung child process, not a speed claim: generous for a busy laptop
 
 
 def bug(reason):

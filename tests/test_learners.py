@@ -1,5 +1,4 @@
 """tinymeta.learners: scikit-learn-style base learners trained by tinymeta's autograd."""
-import time
 
 import numpy as np
 import pytest
@@ -170,13 +169,11 @@ def test_mlp_classifier_on_digits_reaches_97_percent(digits):
     # (a wall-clock bound fails on a loaded machine).
     X, y = digits
     Xtr, ytr, Xva, yva, Xte, yte = train_val_test_split(X, y, val=0.2, test=0.2, rng=0)
-    start = time.perf_counter()
     clf = MLPClassifier(hidden_layer_sizes=(64,), activation="relu", optimizer="adam", random_state=0)
     clf.fit(Xtr, ytr, validation_data=(Xva, yva))
-    seconds = time.perf_counter() - start
     acc = clf.score(Xte, yte)
-    print(f"\ndigits MLP 64-64-10: test accuracy {acc:.4f}, fit {seconds:.2f} s, "
-          f"{clf.history_.epochs} epochs, val accuracy {clf.history_['val_acc'][-1]:.4f}")
+    print(f"\ndigits MLP 64-64-10: test accuracy {acc:.4f}, {clf.history_.epochs} epochs, "
+          f"val accuracy {clf.history_['val_acc'][-1]:.4f}")
     assert acc >= 0.97
 
 

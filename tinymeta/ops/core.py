@@ -69,14 +69,7 @@ class Op:
                                        and gb.data.dtype is b.data.dtype):
                 gb = fit_gradient(self.name, 1, gb, b)
             return ga, gb
-        res = []
-        for i, (vjp, p, n) in enumerate(zip(vjps, inputs, need)):
-            gi = vjp(g, out, *inputs, **kwargs) if n else None
-            if gi is not None and not (type(gi) is Tensor and gi.data.shape == p.data.shape
-                                       and gi.data.dtype is p.data.dtype):
-                gi = fit_gradient(self.name, i, gi, p)
-            res.append(gi)
-        return res
+        return self._fitted(self.vjp(g, out, inputs, need, kwargs), inputs, need)
 
     def backward_from_vjp(self, g, out, inputs, need, kwargs):
         """``backward`` for ops that override ``vjp``: their rule's results, fitted."""
@@ -87,21 +80,10 @@ class Op:
         if "vjp" in cls.__dict__ and "backward" not in cls.__dict__:
             cls.backward = Op.backward_from_vjp
 
-    def _fit(self, i, gi, p):
-        if gi is None or (type(gi) is Tensor and gi.data.shape == p.data.shape and gi.data.dtype is p.data.dtype):
-            return gi  # the usual case, checked inline
-        return fit_gradient(self.name, i, gi, p)
-
     def _fitted(self, grads, inputs, need):
-        out = []
-        for i, (gi, p, n) in enumerate(zip(grads, inputs, need)):
-            if not n or gi is None:
-                out.append(None)
-            elif type(gi) is Tensor and gi.data.shape == p.data.shape and gi.data.dtype is p.data.dtype:
-                out.append(gi)
-            else:
-                out.append(fit_gradient(self.name, i, gi, p))
-        return out
+        """Each rule's result fitted to its input (``fit_gradient``), None where not needed."""
+        return [None if gi is None or not n else fit_gradient(self.name, i, gi, p)
+                for i, (gi, p, n) in enumerate(zip(grads, inputs, need))]
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -111,7 +93,10 @@ def fit_gradient(where, i, gi, p):
     """Gradient ``gi`` for input ``i`` of ``where``, as a Tensor in ``p``'s shape and dtype.
 
     Broadcasting in the forward means the rule's result can be wider than the input: it is
-    summed back here, the one place broadcasting is undone."""
+    summed back here, the one place broadcasting is undone. (``Op.backward`` and Linear's
+    test the usual case, a gradient that already fits, inline before calling this.)"""
+    if type(gi) is Tensor and gi.data.shape == p.data.shape and gi.data.dtype is p.data.dtype:
+        return gi
     if type(gi) is not Tensor:
         gi = _wrap(np.asarray(gi, dtype=p.data.dtype))
     gd, pd = gi.data, p.data

@@ -177,12 +177,6 @@ class Program:
         return arrays[:n_in] + caps + rest + list(self._source_consts)
 
 
-def _fmt_kw(value):
-    if isinstance(value, np.dtype):
-        return f"'{value.name}'"
-    return repr(value)
-
-
 # Ops that broadcast their operands themselves: an explicit broadcast_to feeding only them
 # can be dropped from the replay when the result's shape does not change (np.broadcast_to
 # costs a few microseconds a call, more than many of the ops of a small network).
