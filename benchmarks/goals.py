@@ -1,11 +1,13 @@
 """Every speed goal, in one place (they came from the project's issues).
 
-Two kinds:
+Three kinds:
 - ``LIMITS``: tinymeta's median must be at most this, in the row's unit;
 - ``SPEEDUPS``: a ratio, reference time over the other time, must be at least this. For
   the kernels-on/off workload: kernels-off time / kernels-on time. For the per-kernel
   workload: the NumPy twin's time / the compiled kernel's time (looked up by kernel name
-  and size, else by kernel name).
+  and size, else by kernel name);
+- ``COMPILED_RATIOS``: the compiled (``tm.jit``) row's median over a peer's median in the
+  same case, measured in the same interleaved rounds, must be at most this.
 """
 
 LIMITS = {
@@ -22,6 +24,16 @@ LIMITS = {
 SPEEDUPS = {
     ("kernels", "small MLP 1-40-40-1 b25 step"): 1.5,
 }
+
+# The tape's goals (ratios, because absolute times differ from machine to machine):
+# (workload, case) -> (the peer: its rows' implementation prefix, the fastest of them
+# counts; the largest ratio allowed).
+COMPILED_RATIOS = {
+    ("mlp", "784-256-256-10 b128 f32"): ("numpy (by hand)", 0.9),
+    ("maml", "second order"): ("jax (jit", 1.5),
+    ("hvp", "1-40-40-1 MSE, 25 points, f32"): ("jax (jit", 1.5),
+}
+COMPILED = "tinymeta (compiled)"
 
 # Lower ends of the speed-ups the kernels issue measured for a serial numba kernel on the
 # project's machine (NumPy time / kernel time): each kernel must reach them at its size.
@@ -48,10 +60,16 @@ def kernel_speedup(kernel: str, size: str):
     return KERNEL_SPEEDUPS.get(f"{kernel} {size}", KERNEL_SPEEDUPS.get(kernel))
 
 
+def compiled_ratio(workload: str, case: str):
+    """(peer implementation, largest compiled/peer ratio) for this case, or None."""
+    return COMPILED_RATIOS.get((workload, case))
+
+
 def describe() -> str:
     """The goals in one paragraph (for --help)."""
     parts = [f"{w} '{c}' <= {v:g}" for (w, c), v in LIMITS.items()]
     parts += [f"{w} '{c}' speed-up >= {v:g}x" for (w, c), v in SPEEDUPS.items()]
+    parts += [f"{w} '{c}' compiled <= {v:g}x {peer}" for (w, c), (peer, v) in COMPILED_RATIOS.items()]
     parts.append("each kernel against its NumPy twin: speed-up >= "
                  + ", ".join(f"{k} {v:g}x" for k, v in KERNEL_SPEEDUPS.items()))
     return "Goals (medians, in each row's unit): " + "; ".join(parts) + "."

@@ -161,6 +161,7 @@ def finish_group(rows, ref_impl: str = "tinymeta", rtol: float = 1e-3):
     for r in rows:
         groups.setdefault((r["workload"], r.get("case", "")), []).append(r)
     for (workload, case), grp in groups.items():
+        _compiled_goal(workload, case, grp)
         ref = next((r for r in grp if r.get("reference")), None)
         if ref is None:
             ref = next((r for r in grp if r["impl"] == ref_impl and not r.get("skipped")), None)
@@ -181,6 +182,26 @@ def finish_group(rows, ref_impl: str = "tinymeta", rtol: float = 1e-3):
             if r is not ref and r.get("check") is not None and ref.get("check") is not None:
                 r["agrees"] = agree(r["check"], ref["check"], tol)
     return rows
+
+
+def _compiled_goal(workload, case, grp):
+    """The tape's goal: the compiled row's median over its peer's (goals.COMPILED_RATIOS)."""
+    goal = goals.compiled_ratio(workload, case)
+    if goal is None:
+        return
+    peer_impl, most = goal
+    mine = next((r for r in grp if r["impl"] == goals.COMPILED and not r.get("skipped")), None)
+    peers = [r for r in grp if r["impl"].startswith(peer_impl) and not r.get("skipped")]
+    if mine is None:
+        return
+    if not peers:
+        mine["goal_text"] = f"<= {most:g}x {peer_impl.split(' (')[0]}: no peer row"
+        return
+    peer = min(peers, key=lambda r: r["median"])
+    peer_impl = peer["impl"]
+    ratio = mine["median"] / peer["median"]
+    mine.update(versus=peer_impl, versus_ratio=ratio, ratio_goal=most, goal_met=bool(ratio <= most))
+    mine["goal_text"] = f"{ratio:.2f}x {peer_impl} (<= {most:g}x {'met' if ratio <= most else 'MISSED'})"
 
 
 # ----------------------------------------------------------------------------- JSON

@@ -7,7 +7,7 @@ import tinymeta as tm
 
 from .common import mlp_init, mlp_jnp, sinusoid_batches, sq_norm, torch_thread_variants
 from .harness import row
-from .timing import measure
+from .timing import measure, measure_interleaved
 
 W, CASE = "hvp", "1-40-40-1 MSE, 25 points, f32"
 SIZES = [1, 40, 40, 1]
@@ -133,9 +133,20 @@ def run(ctx):
                         rtol=2e-3, **kw))
 
     via_func, via_grad, via_jit = tinymeta_runs(init, v, x, y)
-    add("tinymeta", via_func, note="tm.func.hvp")
+    # tinymeta, compiled and JAX in interleaved rounds: compiled/JAX is a goal, and a
+    # neighbour's load must fall on both alike.
+    fns = {"tinymeta": via_func, "tinymeta (compiled)": via_jit}
+    jax = ctx.peer("jax")
+    if jax is not None:
+        fns["jax (jit, grad of grad)"], fns["jax (jit, jvp of grad)"] = jax_runs(jax, init, v, x, y)
+    checked = {impl: _check(fn(), v) for impl, fn in fns.items()}
+    timed = measure_interleaved(fns, ctx.budget, scale=1e6)
+    notes = {"tinymeta": {"note": "tm.func.hvp"},
+             "tinymeta (compiled)": {"goal": None, "note": "tm.jit replay of tm.func.hvp"}}
+    for impl in fns:
+        rows.append(row(W, CASE, impl, timed[impl], "us", check=checked[impl], rtol=2e-3,
+                        **notes.get(impl, {})))
     add("tinymeta (tm.grad twice)", via_grad, goal=None)
-    add("tinymeta (compiled)", via_jit, goal=None, note="tm.jit replay of tm.func.hvp")
     torch = ctx.peer("torch")
     if torch is not None:
         db, fj = torch_runs(torch, init, v, x, y)
@@ -145,12 +156,7 @@ def run(ctx):
                 add(f"torch (torch.func vjp of grad{suffix})", fj)
     else:
         ctx.skip_missing(rows, W, CASE, "torch", "torch")
-    jax = ctx.peer("jax")
-    if jax is not None:
-        rr, fr = jax_runs(jax, init, v, x, y)
-        add("jax (jit, grad of grad)", rr)
-        add("jax (jit, jvp of grad)", fr)
-    else:
+    if jax is None:
         ctx.skip_missing(rows, W, CASE, "jax", "jax")
     if ctx.peer("autograd") is not None:
         add("autograd (HIPS, grad of grad)", autograd_run(init, v, x, y))

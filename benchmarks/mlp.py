@@ -17,7 +17,7 @@ from tinymeta.nn import functional as F
 from .common import (NumpyAdam, adam_jax, backward_step, bias_corrections, load_tinymeta_mlp, mlp_init, mlp_jnp,
                      tinymeta_train_step, torch_threads)
 from .harness import row
-from .timing import measure
+from .timing import measure_interleaved
 
 W = "mlp"
 CASE = "784-256-256-10 b128 f32"
@@ -166,30 +166,37 @@ def one_thread(torch):
 
 
 def _measure_all(ctx, case, init, X, Y, rows):
-    def add(impl, make, **kw):
-        step = make()
-        check = [step() for _ in range(3)]  # the first three losses from the shared init
-        rows.append(row(W, case, impl, measure(step, ctx.budget, scale=1e3), "ms", check=check,
-                        rtol=2e-3, **kw))
-
-    add("tinymeta", lambda: tinymeta_step(init, X, Y))
-    add("tinymeta (compiled)", lambda: tinymeta_compiled_step(init, X, Y), note="tm.jit replay")
-    add("numpy (by hand)", lambda: numpy_step(init, X, Y))
+    # Every implementation's step is built and checked first, then all are timed in
+    # interleaved rounds: the compiled/NumPy ratio is a goal, and a neighbour's load that
+    # comes and goes must fall on both sides of it alike.
+    makers = {"tinymeta": lambda: tinymeta_step(init, X, Y),
+              "tinymeta (compiled)": lambda: tinymeta_compiled_step(init, X, Y),
+              "numpy (by hand)": lambda: numpy_step(init, X, Y)}
+    notes = {"tinymeta (compiled)": "tm.jit replay"}
     torch = ctx.peer("torch")
     if torch is not None:
-        add("torch", lambda: torch_step(torch, init, X, Y))
+        makers["torch"] = lambda: torch_step(torch, init, X, Y)
     else:
         ctx.skip_missing(rows, W, case, "torch", "torch")
     jax = ctx.peer("jax")
     if jax is not None:
-        add("jax (jit)", lambda: jax_step(jax, init, X, Y),
-            **({"note": "XLA's own thread pool, not limited by threadpoolctl"} if "1 thread" in case else {}))
+        makers["jax (jit)"] = lambda: jax_step(jax, init, X, Y)
+        if "1 thread" in case:
+            notes["jax (jit)"] = "XLA's own thread pool, not limited by threadpoolctl"
     else:
         ctx.skip_missing(rows, W, case, "jax (jit)", "jax")
     if ctx.peer("autograd") is not None:
-        add("autograd (HIPS)", lambda: autograd_step(init, X, Y))
+        makers["autograd (HIPS)"] = lambda: autograd_step(init, X, Y)
     else:
         ctx.skip_missing(rows, W, case, "autograd (HIPS)", "autograd")
+    steps, checks = {}, {}
+    for impl, make in makers.items():
+        steps[impl] = make()
+        checks[impl] = [steps[impl]() for _ in range(3)]  # the first three losses from the shared init
+    timings = measure_interleaved(steps, ctx.budget, scale=1e3)
+    for impl in makers:
+        extra = {"note": notes[impl]} if impl in notes else {}
+        rows.append(row(W, case, impl, timings[impl], "ms", check=checks[impl], rtol=2e-3, **extra))
 
 
 def run(ctx):

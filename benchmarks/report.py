@@ -90,7 +90,7 @@ def summary(rows) -> str:
     for r in rows:
         if not r.get("skipped"):
             by.setdefault((r["workload"], r.get("case", "")), []).append(r)
-    head = ["workload"] + [c for c, _ in COLUMNS] + ["tinymeta", "goal", ""]
+    head = ["workload"] + [c for c, _ in COLUMNS] + ["tinymeta", "goal", "", "compiled (tm.jit)", "its goal"]
     lines = []
     for key, label in SUMMARY:
         grp = by.get(key)
@@ -102,7 +102,7 @@ def summary(rows) -> str:
             best = min(found, key=lambda r: r["median"]) if found else None
             cells.append(f"{_fmt(best['median'])}{_tag(best)}" if best else "-")
         t = next((r for r in grp if r.get("reference")), None)
-        off = next((r for r in grp if r.get("goal_text")), None)
+        off = next((r for r in grp if r.get("speedup_goal") is not None), None)
         if t is None:
             cells += ["-", "-", ""]
         elif off is not None:  # kernels on vs off: the goal is a speed-up
@@ -112,6 +112,15 @@ def summary(rows) -> str:
             cells += [_fmt(t["median"]), f"<= {t['goal']:g}", "met" if t.get("goal_met") else "MISSED"]
         else:
             cells += [_fmt(t["median"]), "-", ""]
+        comp = next((r for r in grp if r["impl"] == "tinymeta (compiled)"), None)
+        if comp is None:
+            cells += ["-", ""]
+        elif comp.get("versus_ratio") is not None:
+            met = "met" if comp["goal_met"] else "MISSED"
+            cells += [f"{_fmt(comp['median'])} ({comp['versus_ratio']:.2f}x {comp['versus'].split(' ')[0]})",
+                      f"<= {comp['ratio_goal']:g}x {met}"]
+        else:
+            cells += [_fmt(comp["median"]), comp.get("goal_text", "")]
         lines.append(cells)
     if not lines:
         return ""

@@ -104,3 +104,41 @@ def measure(fn, budget: Budget, per: float = 1.0, scale: float = 1.0) -> dict:
     k = scale / per / number
     return {"median": statistics.median(times) * k, "min": min(times) * k, "max": max(times) * k,
             "reps": reps, "cpu_median": statistics.median(cpus) * k}
+
+
+def measure_interleaved(fns: dict, budget: Budget, per: float = 1.0, scale: float = 1.0,
+                        block: int = 5) -> dict:
+    """Time several ``fns`` ({name: fn}) against each other: {name: the dict ``measure``
+    returns}. Calls alternate in blocks of ``block`` (one call per repetition), round after
+    round, until each has had its ``target_s``. On a shared machine the load changes from
+    second to second; timed one after the other, two implementations can each meet a
+    different load and their ratio moves by 10%. Interleaved, they meet the same one."""
+    for fn in fns.values():  # warm-up, as in measure
+        t_end = time.perf_counter() + budget.warmup_s
+        for i in range(1000):
+            fn()
+            if i >= 1 and time.perf_counter() > t_end:
+                break
+    if budget.collect:
+        gc.collect()
+    times = {name: [] for name in fns}
+    cpus = {name: [] for name in fns}
+    spent = {name: 0.0 for name in fns}
+    clock, cpu = time.perf_counter, time.process_time
+    while True:
+        for name, fn in fns.items():
+            for _ in range(block):
+                c0 = cpu()
+                t0 = clock()
+                fn()
+                t1 = clock()
+                cpus[name].append(cpu() - c0)
+                times[name].append(t1 - t0)
+                spent[name] += t1 - t0
+        n = min(len(t) for t in times.values())
+        if n >= budget.max_reps or (n >= budget.min_reps and min(spent.values()) >= budget.target_s):
+            break
+    k = scale / per
+    return {name: {"median": statistics.median(t) * k, "min": min(t) * k, "max": max(t) * k,
+                   "reps": len(t), "cpu_median": statistics.median(cpus[name]) * k}
+            for name, t in times.items()}

@@ -137,6 +137,8 @@ def test_table_and_summary():
         harness.row("mlp", case, "torch", _timed(1.29), "ms", check=[2.0]),
         harness.row("mlp", case, "jax (eager)", _timed(3.0), "ms"),
         harness.row("mlp", case, "jax (jit)", _timed(0.74), "ms"),
+        harness.row("mlp", case, "tinymeta (compiled)", _timed(0.8), "ms"),
+        harness.row("mlp", case, "numpy (by hand)", _timed(1.0), "ms"),
         harness.skipped("mlp", case, "autograd (HIPS)", "autograd not installed"),
     ])
     text = report.table(rows)
@@ -148,7 +150,20 @@ def test_table_and_summary():
     line = next(ln for ln in s.splitlines() if ln.startswith("MLP step, ms"))
     cells = line.split()
     assert "0.74" in cells and "(jit)" in cells and "3.000" not in cells  # JAX's fastest variant
-    assert cells[-3:] == ["<=", "1.5", "met"] and "0.97" in cells
+    assert cells[-9:-6] == ["<=", "1.5", "met"] and "0.97" in cells
+    # The tape's goal: compiled / NumPy by hand, 0.8 / 1.0 here.
+    assert cells[-6:] == ["0.8", "(0.80x", "numpy)", "<=", "0.9x", "met"]
+    assert "0.80x numpy (by hand) (<= 0.9x met)" in text
+
+
+def test_compiled_ratio_goal_missed_and_without_peer():
+    case = "784-256-256-10 b128 f32"
+    rows = harness.finish_group([harness.row("mlp", case, "tinymeta", _timed(1.0), "ms"),
+                                 harness.row("mlp", case, "tinymeta (compiled)", _timed(0.95), "ms"),
+                                 harness.row("mlp", case, "numpy (by hand)", _timed(1.0), "ms")])
+    assert rows[1]["goal_met"] is False and "0.95x numpy (by hand) (<= 0.9x MISSED)" in rows[1]["goal_text"]
+    rows = harness.finish_group([harness.row("maml", "second order", "tinymeta (compiled)", _timed(1.0), "ms")])
+    assert rows[0]["goal_text"] == "<= 1.5x jax: no peer row" and "goal_met" not in rows[0]
 
 
 def test_kernel_and_sweep_text():
