@@ -236,8 +236,10 @@ def _adam(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, bc1, bc2):
     if not _fits(p, g, m, v):
         return False
     t = p.dtype.type
+    # The two scalars of updates.adam, formed in float64 and then rounded, as there.
+    step_size, bc2_sqrt = t(lr / bc1), t(np.sqrt(bc2))
     lr, b1, b2, eps, wd = t(lr), t(beta1), t(beta2), t(eps), t(weight_decay)
-    omb1, omb2, bc1, bc2 = t(1.0 - beta1), t(1.0 - beta2), t(bc1), t(bc2)
+    omb1, omb2 = t(1.0 - beta1), t(1.0 - beta2)
     # AdamW shrinks p and leaves g alone; Adam adds wd*p to g. The factor is
     # formed from dtype scalars so it rounds exactly as in the twin.
     decay = t(1) - lr * wd if decoupled else t(1)
@@ -253,7 +255,7 @@ def _adam(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, bc1, bc2):
         vi = b2 * vf[i] + omb2 * gi * gi
         mf[i] = mi
         vf[i] = vi
-        pf[i] = pi - lr * (mi / bc1) / (np.sqrt(vi / bc2) + eps)
+        pf[i] = pi - step_size * mi / (np.sqrt(vi) / bc2_sqrt + eps)
     return True
 
 

@@ -77,7 +77,7 @@ def adam(params: Sequence[Tensor], grads: Sequence[Tensor], state: dict | None =
          decoupled: bool = False) -> tuple[list[Tensor], dict]:
     """Adam (Kingma & Ba 2015); with ``decoupled`` the weight decay of AdamW (the rule:
     ``tinymeta.kernels.updates.adam``):
-    m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  p <- p - lr m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps).
+    m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  p <- p - (lr/(1-b1^t)) m / (sqrt(v)/sqrt(1-b2^t) + eps).
 
     Args:
         params: the parameters (Tensors; with a graph when the update is differentiated).

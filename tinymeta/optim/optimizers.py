@@ -248,7 +248,7 @@ class Adam(Optimizer):
     With g the gradient (plus wd p) at step t::
 
         m <- b1 m + (1 - b1) g          v <- b2 v + (1 - b2) g^2
-        p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+        p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
     Args:
         params: ``model.parameters()``, or a list of dicts (parameter groups), each with
