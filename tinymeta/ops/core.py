@@ -29,13 +29,17 @@ from ..errors import DTypeError, ShapeError, TinymetaError, translate
 class Op:
     """A primitive: a forward on arrays and one vector-Jacobian product per input."""
 
-    __slots__ = ("name", "forward", "vjps", "view", "reads_inputs", "src")
+    __slots__ = ("name", "forward", "vjps", "view", "reads_inputs", "src", "scalar")
 
-    def __init__(self, name, forward, vjps, view=False, reads_inputs=True, src=None):
+    def __init__(self, name, forward, vjps, view=False, reads_inputs=True, src=None, scalar=None):
         self.name, self.forward, self.vjps, self.view = name, forward, vjps, view
         # How tm.trace prints this op as NumPy: a format string over the inputs ({0}, {1}...)
         # and options ({axis}...), or a function (input names, options) -> expression.
         self.src = src
+        # Elementwise ops only: the forward on one element of each input, a format string
+        # over scalar operands that numba compiles. A replay fuses chains of such ops into
+        # one loop (tinymeta.tape.fusion). None: not fused.
+        self.scalar = scalar
         # False when no rule reads the operands' values (add, sub): then a node keeps no
         # reference to operands that need no gradient, so p - lr * g does not pin g.
         self.reads_inputs = reads_inputs
@@ -213,7 +217,8 @@ def _unary(op):
     return run
 
 
-def defop(name, forward, *vjps, view=False, reads_inputs=True, args=None, op=None, doc=None, src=None):
+def defop(name, forward, *vjps, view=False, reads_inputs=True, args=None, op=None, doc=None, src=None,
+          scalar=None):
     """Define a primitive and return the function users call.
 
     ``args(*call_args, **call_kwargs) -> (tensors, options)`` normalises a call (an ``axis``
@@ -221,10 +226,13 @@ def defop(name, forward, *vjps, view=False, reads_inputs=True, args=None, op=Non
     without options need none. ``view`` marks ops whose result may share memory with their
     first input; ``reads_inputs=False`` marks ops whose rules never read the operands' values.
     ``op`` passes a ready ``Op`` (a subclass with its own ``vjp``). ``src`` says how the op
-    reads as NumPy in a traced program (``tm.trace``)."""
+    reads as NumPy in a traced program (``tm.trace``); ``scalar`` how it computes one element
+    in a fused loop (True: ``src`` itself, which must then be valid on numbers)."""
     op = op or Op(name, forward, vjps, view, reads_inputs)
     if src is not None:
         op.src = src
+    if scalar is not None:
+        op.scalar = src if scalar is True else scalar
     fast = None
     if args is None and len(vjps) == 2 and not view:
         run = _binary(op)
@@ -278,10 +286,10 @@ def _signature(args, n_inputs):
     return inspect.Signature(params, return_annotation=Tensor)
 
 
-def defop_nondiff(name, forward, src=None, doc=None):
+def defop_nondiff(name, forward, src=None, doc=None, scalar=None):
     """An op with no derivative (comparisons, sign): it records no graph node, but the tape
     still records it, so a mask computed from tensors follows new inputs on replay."""
-    op = Op(name, forward, None, src=src)
+    op = Op(name, forward, None, src=src, scalar=src if scalar is True else scalar)
 
     def run(*args):
         try:

@@ -135,7 +135,7 @@ sub_scaled = defop("sub_scaled", lambda p, lr, d: p - lr * d,
                    lambda g, o, p, lr, d: -(g * d),
                    lambda g, o, p, lr, d: -(g * lr),
                    doc="p - lr * d, the SGD update, in one node; lr may be a tensor (a learned rate).",
-            src="{0} - {1} * {2}")
+            src="{0} - {1} * {2}", scalar=True)
 
 # ----------------------------------------------------------------------------- cross-entropy
 

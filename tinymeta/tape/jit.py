@@ -103,16 +103,25 @@ def _close(a, b):
     return np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True)
 
 
-def jit(fn: "Callable | None" = None, *, check: bool = True, fallback: bool = False) -> Callable:
+FUSE_AFTER = 20  # replays of a program before tm.jit fuses its elementwise chains
+
+
+def jit(fn: "Callable | None" = None, *, check: bool = True, fallback: bool = False,
+        fuse: bool = True) -> Callable:
     """``@tm.jit``: trace ``fn`` on its first call for each key (argument structure, shapes,
     dtypes and Python values), then replay.
 
     With ``check`` (the default) the first replay is compared with the eager result, and the
     first call with new values runs ``fn`` eagerly once more and compares it with the replay: a
     difference means the trace froze something, and raises ``TraceError``, or with
-    ``fallback=True`` warns once and runs ``fn`` eagerly for that key from then on."""
+    ``fallback=True`` warns once and runs ``fn`` eagerly for that key from then on.
+
+    With ``fuse`` (the default) a program replayed ``FUSE_AFTER`` times has its chains of
+    elementwise ops compiled into fused kernels (``Program.fuse``): a program run only a few
+    times never waits for numba, and one in a training loop pays the compilation once (numba
+    caches the kernels on disk for the next process)."""
     if fn is None:
-        return lambda f: jit(f, check=check, fallback=fallback)
+        return lambda f: jit(f, check=check, fallback=fallback, fuse=fuse)
     cache = {}
 
     def run(*args, **kwargs):
@@ -142,7 +151,11 @@ def jit(fn: "Callable | None" = None, *, check: bool = True, fallback: bool = Fa
                               stacklevel=2)
                 cache[key] = [_EAGER]
                 return exc.eager
-        return prog._run(prog._leaf_arrays(leaves, check=False))
+        arrays = prog._leaf_arrays(leaves, check=False)
+        prog.replays += 1
+        if fuse and prog.replays == FUSE_AFTER:
+            prog._fuse_on(arrays)
+        return prog._run(arrays)
 
     run.__name__ = getattr(fn, "__name__", "jitted")
     run.__doc__ = getattr(fn, "__doc__", None)

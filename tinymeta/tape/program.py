@@ -1,11 +1,12 @@
 """The program: the recorded steps, replayed as one generated Python function over the ops'
 forwards (dead code removed, needless broadcasts dropped), and printed as NumPy."""
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from ..engine import Tensor, _wrap
 from ..errors import DTypeError, ShapeError, TraceError
+from . import fusion
 from .recording import _Recorder, _flatten, _rebuild
 from .source import _source
 
@@ -43,6 +44,10 @@ class Program:
         self._consts = [(s, rec.slots[s][1]) for s in kinds["const"]]
         self._targets = targets
         self._replay, self._py = _compile(self)
+        self._unfused = self._replay
+        self._spec = _specs(self, rec)
+        self.fused = []  # the fusion.Group of each fused kernel, once fuse() has run
+        self.replays = 0  # counted by tm.jit, which fuses a program once it is hot
         self.source = _source(self, rec)
 
     @staticmethod
@@ -56,6 +61,52 @@ class Program:
                 live.update(i for i in st.ins if type(i) is int)
         keep.reverse()
         return keep
+
+    @property
+    def replay_source(self) -> str:
+        """The replay as it runs: one line per primitive or fused kernel, each kernel's loop
+        after it (what ``fuse`` wrote)."""
+        kernels = "".join(f"\n\n# fused{'' if len(self.fused) == 1 else ' kernel'}:\n{g.body}" for g in self.fused)
+        return self._py + kernels
+
+    @property
+    def fused_ops(self) -> list:
+        """The op names each fused kernel computes, one list per kernel, in replay order."""
+        return [[self._steps[m].op.name for m in g.members] for g in self.fused]
+
+    def fuse(self, *args: Any, **kwargs: Any) -> int:
+        """Fuse the program's chains of elementwise ops into compiled loops (where a kernel
+        earns it: see ``tinymeta.tape.fusion``) and replay with them from now on.
+
+        The fused replay is run once on these arguments and compared with the unfused one; a
+        difference, or a kernel numba cannot compile, keeps the program as it was. Returns
+        the number of kernels now in use (0 with the compiled kernels off)."""
+        return self._fuse_on(self._arrays(args, kwargs))
+
+    def _fuse_on(self, arrays):
+        if self.fused:
+            return len(self.fused)
+        targets = {t for t in self._targets if type(t) is int}
+        elided = _elide_broadcasts(self._steps, targets)
+
+        def root(slot):
+            while slot in elided:
+                slot = elided[slot]
+            return slot
+        groups = fusion.fuse(self._steps, targets, root, self._spec)
+        if not groups:
+            return 0
+        replay, text = _compile(self, groups)
+        try:
+            got, want = replay(*arrays), self._unfused(*arrays)
+        except Exception as exc:  # a kernel numba could not type or compile
+            fusion.failures.append(f"{self.fn_name}: {type(exc).__name__}: {exc}")
+            return 0
+        if not all(_agree(a, b) for a, b in zip(got, want)):
+            fusion.failures.append(f"{self.fn_name}: the fused replay differed from the unfused one")
+            return 0
+        self._replay, self._py, self.fused = replay, text, groups
+        return len(groups)
 
     def __len__(self):
         return len(self._steps)
@@ -177,6 +228,15 @@ class Program:
         return arrays[:n_in] + caps + rest + list(self._source_consts)
 
 
+def _agree(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    tol = 1e-5 if a.dtype == np.float32 else 1e-10
+    return a.dtype.kind not in "fc" and np.array_equal(a, b) or \
+        np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True)
+
+
 # Ops that broadcast their operands themselves: an explicit broadcast_to feeding only them
 # can be dropped from the replay when the result's shape does not change (np.broadcast_to
 # costs a few microseconds a call, more than many of the ops of a small network).
@@ -216,18 +276,47 @@ def _elide_broadcasts(steps, targets):
 _UFUNCS = frozenset(v for v in vars(np).values() if isinstance(v, np.ufunc))
 
 
-def _buffer_plan(steps, targets, elided):
-    """{step index: slot whose dead buffer that step's ufunc writes into (``out=``)}.
+class _Item:
+    """One line of the replay: a step, or a fused group of steps (``fusion.Group``).
+    ``outs``: (slot, buffer key or None when the line cannot write into a given buffer);
+    ``fresh``: its results are new arrays (else they may be views of its inputs)."""
 
-    Liveness over one replay: a ufunc's result is a fresh array, which can be written again
-    once nothing reads it any more. Anything else may return a view of its inputs, so its
-    output and inputs count as one memory until all of them are dead. Values the program
-    returns are never reused (nor is anything that aliases them)."""
-    def root(s):
-        while s in elided:
-            s = elided[s]
-        return s
+    __slots__ = ("step", "group", "ins", "outs", "fresh")
 
+    def __init__(self, step, group, ins, outs, fresh):
+        self.step, self.group, self.ins, self.outs, self.fresh = step, group, ins, outs, fresh
+
+
+def _items(steps, elided, groups):
+    """The replay's lines in order: steps, with each fused group in place of its last step."""
+    in_group = {m: g for g in groups for m in g.members}
+    items = []
+    for n, st in enumerate(steps):
+        if st.out in elided:
+            continue
+        g = in_group.get(n)
+        if g is not None:
+            if n == g.end:
+                items.append(_Item(None, g, list(g.ins), [(s, (g.shape, _dtype(steps, s))) for s in g.outs], True))
+            continue
+        ufunc = st.op.forward in _UFUNCS and not st.kwargs
+        # (0-d results are left alone: a ufunc returns a NumPy scalar there, no buffer.)
+        key = (st.shapes[1], st.shapes[2]) if ufunc and len(st.shapes) > 2 and st.shapes[1] else None
+        items.append(_Item(st, None, [a for a in st.ins if type(a) is int], [(st.out, key)], ufunc))
+    return items
+
+
+def _dtype(steps, slot):
+    return next(st.shapes[2] for st in steps if st.out == slot)
+
+
+def _buffer_plan(items, targets, root):
+    """{(item index, output position): slot whose dead buffer that output is written into}.
+
+    Liveness over one replay: a ufunc's result (or a fused kernel's) is a fresh array, which
+    can be written again once nothing reads it any more. Anything else may return a view of
+    its inputs, so its output and inputs count as one memory until all of them are dead.
+    Values the program returns are never reused (nor is anything that aliases them)."""
     parent = {}
 
     def find(s):
@@ -239,15 +328,13 @@ def _buffer_plan(steps, targets, elided):
         parent[find(a)] = find(b)
 
     last = {}
-    for n, st in enumerate(steps):
-        if st.out in elided:
-            continue
-        for a in st.ins:
-            if type(a) is int:
-                last[root(a)] = n
-                if st.op.forward not in _UFUNCS or st.kwargs:
-                    union(st.out, root(a))
-    forever = len(steps) + 1
+    for n, it in enumerate(items):
+        for a in it.ins:
+            last[root(a)] = n
+            if not it.fresh:
+                for s, _ in it.outs:
+                    union(s, root(a))
+    forever = len(items) + 1
     for t in targets:
         last[root(t)] = forever
     group_last = {}
@@ -255,9 +342,7 @@ def _buffer_plan(steps, targets, elided):
         g = find(s)
         group_last[g] = max(group_last.get(g, -1), n)
     plan, pool, owned = {}, {}, []
-    for n, st in enumerate(steps):
-        if st.out in elided:
-            continue
+    for n, it in enumerate(items):
         still = []
         for s, key in owned:  # buffers whose memory nothing reads any more
             if group_last.get(find(s), -1) < n:
@@ -265,22 +350,48 @@ def _buffer_plan(steps, targets, elided):
             else:
                 still.append((s, key))
         owned = still
-        # (0-d results are left alone: a ufunc returns a NumPy scalar there, no buffer.)
-        if st.op.forward in _UFUNCS and not st.kwargs and len(st.shapes) > 2 and st.shapes[1]:
-            key = (st.shapes[1], st.shapes[2])
+        for k, (s, key) in enumerate(it.outs):
+            if key is None:
+                continue
             if pool.get(key):
-                plan[n] = pool[key].pop()
-            owned.append((st.out, key))
+                plan[(n, k)] = pool[key].pop()
+            owned.append((s, key))
     return plan
 
 
-def _compile(prog):
-    """The replay: one Python function, each line a primitive's forward on arrays, results
-    written into dead buffers of the same shape where a ufunc allows (``out=``)."""
-    ns, lines, slot_name = {}, [], {}
+def _specs(prog, rec):
+    """{slot: (shape, dtype)} of every value the program reads or computes."""
+    spec = {}
+    for s, (kind, payload) in enumerate(rec.slots):
+        if kind == "in":
+            spec[s] = prog._in_specs[payload]
+        elif kind in ("cap", "grad"):
+            a = payload.data if kind == "cap" else rec.grad_before.get(s)
+            if a is not None:
+                spec[s] = (a.shape, a.dtype)
+        elif kind == "const":
+            spec[s] = (payload.shape, payload.dtype)
+    for st in prog._steps:
+        if len(st.shapes) > 2:
+            spec[st.out] = (st.shapes[1], st.shapes[2])
+    return spec
+
+
+def _compile(prog, groups=()):
+    """The replay: one Python function, each line a primitive's forward on arrays (or one
+    fused kernel for a group of them), results written into dead buffers of the same shape
+    where a ufunc or kernel allows (``out=``)."""
+    ns, lines, slot_name = {"_empty": np.empty}, [], {}
     targets = {t for t in prog._targets if type(t) is int}
     elided = _elide_broadcasts(prog._steps, targets)
-    plan = _buffer_plan(prog._steps, targets, elided)
+
+    def root(s):
+        while s in elided:
+            s = elided[s]
+        return s
+
+    items = _items(prog._steps, elided, groups)
+    plan = _buffer_plan(items, targets, root)
     for s, (kind, payload) in enumerate(prog._slots):
         if kind == "in":
             slot_name[s] = f"a{payload}"
@@ -289,16 +400,33 @@ def _compile(prog):
         for i, (s, _) in enumerate(group):
             slot_name[s] = f"{prefix}{i}"
             params.append(f"{prefix}{i}")
-    for n, st in enumerate(prog._steps):
-        if st.out in elided:
-            slot_name[st.out] = slot_name[elided[st.out]]
+    for s in elided:
+        slot_name[s] = None  # named once its root is
+    for n, it in enumerate(items):
+        if it.group is not None:
+            g = it.group
+            fn = f"fused{n}"
+            ns[fn] = g.kernel
+            outs = []
+            for k, (s, (shape, dtype)) in enumerate(it.outs):
+                slot_name[s] = f"v{n}_{k}"
+                if (n, k) in plan:
+                    lines.append(f"    v{n}_{k} = {slot_name[plan[(n, k)]]}")
+                else:
+                    ns[f"d{n}_{k}"] = (shape, dtype)
+                    lines.append(f"    v{n}_{k} = _empty(*d{n}_{k})")
+                outs.append(f"v{n}_{k}")
+            args = [slot_name[root(a)] for a in g.ins]
+            lines.append(f"    {fn}({', '.join(args + outs)})  # fused: "
+                         + ", ".join(prog._steps[m].op.name for m in g.members))
             continue
+        st = it.step
         fn = f"f{n}"
         ns[fn] = st.op.forward
         args = []
         for j, a in enumerate(st.ins):
             if type(a) is int:
-                args.append(slot_name[a])
+                args.append(slot_name[root(a)])
             else:
                 lit = f"l{n}_{j}"
                 ns[lit] = a.value
@@ -307,11 +435,11 @@ def _compile(prog):
             opt = f"o{n}_{key}"
             ns[opt] = value
             args.append(f"{key}={opt}")
-        if n in plan:
-            args.append(f"out={slot_name[plan[n]]}")
+        if (n, 0) in plan:
+            args.append(f"out={slot_name[plan[(n, 0)]]}")
         slot_name[st.out] = f"v{n}"
         lines.append(f"    v{n} = {fn}({', '.join(args)})")
-    rets = ", ".join(slot_name[t] if type(t) is int else f"r{i}" for i, t in enumerate(prog._targets))
+    rets = ", ".join(slot_name[root(t)] if type(t) is int else f"r{i}" for i, t in enumerate(prog._targets))
     for i, t in enumerate(prog._targets):
         if type(t) is not int:
             ns[f"r{i}"] = t.value

@@ -1,0 +1,194 @@
+"""Fusing chains of elementwise ops into one compiled loop.
+
+A replay calls each primitive's NumPy forward, and each call of an elementwise op walks its
+whole array once and writes a new one: ``g * (1 - y * y)`` is three passes and three
+arrays. A fused kernel computes the chain element by element in one pass, writing only the
+values the rest of the program reads. Each op says how it computes one element (its
+``scalar`` form, next to its forward in the op table); this module groups the steps and
+writes the loop, and ``tinymeta.kernels.fuse`` compiles it with numba (cached on disk).
+
+Where a kernel earns it (``python benchmarks/run.py --only fusion``): a numba call costs
+about a microsecond more than a NumPy ufunc call, and saves a pass over memory per op
+fused. A chain of three or more ops wins at every size; a pair wins from a few thousand
+elements (below that the two ufunc calls are as cheap as the one kernel call). Smaller
+groups are left to NumPy.
+
+A group is a set of steps of one output shape, each reading only the group's values,
+arrays that broadcast to that shape, and numbers. It runs where its last step ran, so a
+value another step reads earlier cannot be inside a group. Every intermediate is rounded
+to the dtype NumPy gave it, and numbers are cast as NumPy casts them, so a fused replay
+agrees with the unfused one to the last bit for the arithmetic, and to a unit in the last
+place for exp, log and tanh (numba's and NumPy's implementations of those differ there).
+"""
+import re
+
+import numpy as np
+
+from .. import kernels
+from ..kernels import fuse as _fuse
+
+failures = []         # why a program kept a chain unfused (newest last): tests, curious users
+
+MIN_OPS = 3            # a chain this long is fused at any size
+MIN_PAIR_SIZE = 4096   # a chain of two from this many elements on
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_BOOL = np.dtype(bool)
+_INPUT_KINDS = "fbiu"  # float, bool, signed and unsigned int inputs
+# A number written in a scalar template ("1 - {1} * {1}"), not inside a name or a {0}.
+_NUMBER = re.compile(r"(?<![\w.{])(\d+\.?\d*(?:[eE][-+]?\d+)?)(?![\w.}])")
+
+
+class Group:
+    """Steps fused into one kernel: ``members`` (indices into the program's steps), the
+    external inputs (slots or literals) it reads, and the slots it writes."""
+
+    __slots__ = ("members", "shape", "ins", "outs", "kernel", "body")
+
+    def __init__(self, first, shape):
+        self.members, self.shape = [first], shape
+        self.ins, self.outs, self.kernel, self.body = [], [], None, None
+
+    @property
+    def end(self):
+        return self.members[-1]
+
+
+def _fusible(st, root, spec):
+    op = st.op
+    if op.scalar is None or st.kwargs or len(st.shapes) < 3:
+        return False
+    shape, dtype = st.shapes[1], st.shapes[2]
+    if not shape or 0 in shape or (dtype not in _FLOATS and dtype != _BOOL):
+        return False
+    for a in st.ins:
+        if type(a) is int:
+            s = spec.get(root(a))
+            if s is None or s[1].kind not in _INPUT_KINDS or len(s[0]) > len(shape):
+                return False
+        elif not isinstance(a.value, (bool, int, float, np.bool_, np.integer, np.floating)):
+            return False
+    return True
+
+
+def plan(steps, targets, root, spec):
+    """The groups worth a kernel, in program order. ``root(slot)`` resolves dropped
+    broadcasts; ``spec[slot]`` is (shape, dtype) of every value."""
+    producer = {st.out: n for n, st in enumerate(steps)}
+    users = {}
+    for n, st in enumerate(steps):
+        for a in st.ins:
+            if type(a) is int:
+                users.setdefault(root(a), []).append(n)
+    group_of, groups = {}, []
+    for n, st in enumerate(steps):
+        if not _fusible(st, root, spec):
+            continue
+        joined = None
+        for a in st.ins:
+            if type(a) is not int:
+                continue
+            g = group_of.get(producer.get(root(a)))
+            if g is None or g is joined or g.shape != st.shapes[1]:
+                continue
+            # The group would now run at step n: no other step may read its values before.
+            if all(u > n or u == n or group_of.get(u) is g
+                   for m in g.members for u in users.get(steps[m].out, ())):
+                joined = g
+                break
+        if joined is None:
+            joined = Group(n, st.shapes[1])
+            groups.append(joined)
+        else:
+            joined.members.append(n)
+        group_of[n] = joined
+    out = []
+    for g in groups:
+        size = int(np.prod(g.shape))
+        if len(g.members) >= MIN_OPS or (len(g.members) == 2 and size >= MIN_PAIR_SIZE):
+            _wire(g, steps, targets, root, users, group_of)
+            out.append(g)
+    return out
+
+
+def _wire(g, steps, targets, root, users, group_of):
+    inside = {steps[m].out for m in g.members}
+    for m in g.members:
+        for a in steps[m].ins:
+            if type(a) is int and root(a) not in inside and root(a) not in g.ins:
+                g.ins.append(root(a))
+    for m in g.members:
+        s = steps[m].out
+        if s in targets or any(group_of.get(u) is not g for u in users.get(s, ())):
+            g.outs.append(s)
+
+
+def _cast(dtype):
+    return "np.float32" if dtype == _FLOATS[0] else "np.float64" if dtype == _FLOATS[1] else None
+
+
+def _index(shape, out_shape):
+    """How an input of ``shape`` is read at the loop's indices j0, j1, ... (broadcast axes at 0)."""
+    lead = len(out_shape) - len(shape)
+    parts = [f"j{lead + i}" if s == out_shape[lead + i] else "0" for i, s in enumerate(shape)]
+    return "[" + ", ".join(parts) + "]"
+
+
+def kernel_source(g, steps, root, spec, name):
+    """The loop of group ``g`` as Python source for numba: ``name(inputs..., outputs...)``."""
+    ins = [f"i{k}" for k in range(len(g.ins))]
+    outs = [f"o{k}" for k in range(len(g.outs))]
+    local = {s: f"x{k}" for k, s in enumerate(g.ins)}
+    lines = [f"def {name}({', '.join(ins + outs)}):"]
+    depth = "    "
+    for k, s in enumerate(g.ins):  # 0-d values are read once, before the loops
+        if not spec[s][0]:
+            lines.append(f"{depth}x{k} = value(i{k})")
+    for d in range(len(g.shape)):
+        lines.append(f"{depth}for j{d} in range(o0.shape[{d}]):")
+        depth += "    "
+    for k, s in enumerate(g.ins):
+        if spec[s][0]:
+            lines.append(f"{depth}x{k} = i{k}{_index(spec[s][0], g.shape)}")
+    for m in g.members:
+        st = steps[m]
+        dtype = st.shapes[2]
+        cast = _cast(dtype)
+        # Numbers are cast as NumPy casts them: to the float dtype the op computes in.
+        num = cast or next((_cast(spec[root(a)][1]) for a in st.ins
+                            if type(a) is int and _cast(spec[root(a)][1])), None)
+        args = []
+        for a in st.ins:
+            if type(a) is int:
+                args.append(local[root(a)])
+            else:
+                v = a.value.item() if isinstance(a.value, np.generic) else a.value
+                args.append(repr(v) if isinstance(v, bool) or num is None else f"{num}({v!r})")
+        template = st.op.scalar
+        if num is not None:
+            template = _NUMBER.sub(lambda mt: f"{num}({mt.group(1)})", template)
+        expr = template.format(*args)
+        var = f"t{m}"
+        local[st.out] = var
+        lines.append(f"{depth}{var} = {cast}({expr})" if cast else f"{depth}{var} = {expr}")
+    index = "[" + ", ".join(f"j{d}" for d in range(len(g.shape))) + "]"
+    for k, s in enumerate(g.outs):
+        lines.append(f"{depth}o{k}{index} = {local[s]}")
+    return "\n".join(lines) + "\n"
+
+
+def fuse(steps, targets, root, spec):
+    """The groups of ``plan`` whose kernels compiled (each with ``kernel`` and ``body`` set);
+    none when the compiled kernels are off."""
+    if not kernels.enabled():
+        return []
+    done = []
+    for g in plan(steps, targets, root, spec):
+        names = "_".join(steps[m].op.name for m in g.members)[:40]
+        body = kernel_source(g, steps, root, spec, "kernel")
+        fn = _fuse.compile_kernel(body, "kernel")
+        if fn is None:
+            continue
+        g.kernel, g.body = fn, f"# {names}\n{body}"
+        done.append(g)
+    return done
