@@ -31,7 +31,7 @@ from benchmarks.harness import PEERS  # noqa: E402
 # name -> (module, its run function): the order of a full run.
 WORKLOADS = {"per_op": ("per_op", "run"), "mlp": ("mlp", "run"), "maml": ("maml", "run"),
              "hvp": ("hvp", "run"), "cold": ("cold", "run"), "kernels": ("kernels_on_off", "run"),
-             "kernel_ops": ("kernel_ops", "run"), "scaling": ("scaling", "run"),
+             "kernel_ops": ("kernel_ops", "run"), "fusion": ("fusion", "run"), "scaling": ("scaling", "run"),
              "kernel_sweep": ("kernel_ops", "run_sweep")}
 DEFAULT = [w for w in WORKLOADS if w != "kernel_sweep"]  # the sweep takes long and is not in the README table
 RESULTS = os.path.join(ROOT, "results", "bench.json")

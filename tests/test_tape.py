@@ -1,8 +1,6 @@
 """The tape (tm.trace, tm.jit): a replay equals eager on new inputs, for every op at first and
 second order, kernels on and off; the printed NumPy program computes the same; what a replay
 would get wrong is refused."""
-import contextlib
-
 import numpy as np
 import pytest
 
@@ -10,7 +8,6 @@ import tinymeta as tm
 from tinymeta import kernels, meta, nn, optim
 from tinymeta.errors import DTypeError, ShapeError, TraceError
 from tinymeta.opcheck import _cases
-from tinymeta.tape import fusion
 
 CASES = _cases()
 
@@ -66,17 +63,6 @@ def _new_inputs(arrays, seed, name=""):
     return [rng.permutation(a.ravel()).reshape(a.shape) * rng.choice([-1.0, 1.0], a.shape) for a in arrays]
 
 
-@contextlib.contextmanager
-def fuse_everything():
-    """Fusion's size thresholds off: every chain of two fusible steps becomes a kernel."""
-    saved = fusion.MIN_OPS, fusion.MIN_PAIR_SIZE
-    fusion.MIN_OPS, fusion.MIN_PAIR_SIZE = 2, 0
-    try:
-        yield
-    finally:
-        fusion.MIN_OPS, fusion.MIN_PAIR_SIZE = saved
-
-
 def _has_chain(prog):
     """Whether a step with a scalar form reads another one's result of the same shape."""
     made = {st.out: st for st in prog._steps}
@@ -104,9 +90,8 @@ def test_replay_equals_eager_for_every_op(case, order, jit_mode):
     printed = ns["program"](*prog.source_args(*leaves(new)))
     for g, w in zip(_flat(list(printed)), want):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10)
-    # Fused (every chain of two or more elementwise ops, whatever its size), the same again.
-    with fuse_everything():
-        fused = prog.fuse(*leaves(new))
+    # Fused (every chain of two or more elementwise ops), the same again.
+    fused = prog.fuse(*leaves(new))
     assert (fused > 0) == (jit_mode and _has_chain(prog))
     for g, w in zip(_flat(prog(*leaves(new))), want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)

@@ -66,7 +66,8 @@ class Program:
     def replay_source(self) -> str:
         """The replay as it runs: one line per primitive or fused kernel, each kernel's loop
         after it (what ``fuse`` wrote)."""
-        kernels = "".join(f"\n\n# fused{'' if len(self.fused) == 1 else ' kernel'}:\n{g.body}" for g in self.fused)
+        kernels = "".join(f"\n\n# {g.label}: {', '.join(self._steps[m].op.name for m in g.members)}\n{g.body}"
+                          for g in self.fused)
         return self._py + kernels
 
     @property
@@ -406,7 +407,7 @@ def _compile(prog, groups=()):
         if it.group is not None:
             g = it.group
             fn = f"fused{n}"
-            ns[fn] = g.kernel
+            ns[fn], g.label = g.kernel, fn
             outs = []
             for k, (s, (shape, dtype)) in enumerate(it.outs):
                 slot_name[s] = f"v{n}_{k}"
