@@ -76,6 +76,27 @@ def test_measure_fits_repetitions_in_the_budget(monkeypatch):
     assert timing.measure(lambda: clock.tick(1e-9), b)["reps"] == 1000  # at most max_reps
 
 
+def test_measure_interleaved_alternates_blocks_and_meets_the_same_load(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    monkeypatch.setattr(timing.time, "process_time", clock)
+    order = []
+
+    def make(name, cost):
+        def fn():  # calls made while the "load" is on (clock past 1 ms) take twice as long
+            order.append(name)
+            clock.tick(cost * (2 if clock.now > 1e-3 else 1))
+        return fn
+    b = Budget(warmup_s=0.0, target_s=2e-3, min_reps=4, max_reps=1000, collect=False)
+    t = timing.measure_interleaved({"a": make("a", 10e-6), "b": make("b", 20e-6)}, b, scale=1e6, block=5)
+    timed = order[4:]  # after two warm-up calls each
+    assert timed[:10] == ["a"] * 5 + ["b"] * 5 and timed[10:15] == ["a"] * 5  # blocks of 5, in turn
+    assert t["a"]["reps"] == t["b"]["reps"] >= 4
+    assert t["a"]["min"] == pytest.approx(10.0) and t["b"]["min"] == pytest.approx(20.0)
+    assert t["a"]["max"] == pytest.approx(20.0) and t["b"]["max"] == pytest.approx(40.0)  # both met the load
+    assert t["b"]["median"] / t["a"]["median"] == pytest.approx(2.0)
+
+
 # ----------------------------------------------------------------------------- goals and agreement
 
 def _timed(median):
