@@ -23,6 +23,7 @@ agrees with the unfused one to the last bit for the arithmetic, and to a unit in
 place for exp, log and tanh (numba's and NumPy's implementations of those differ there).
 """
 import re
+from typing import Callable
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def _fusible(st, root, spec):
     return True
 
 
-def plan(steps, targets, root, spec):
+def plan(steps: list, targets: set, root: Callable[[int], int], spec: dict) -> "list[Group]":
     """The groups worth a kernel, in program order. ``root(slot)`` resolves dropped
     broadcasts; ``spec[slot]`` is (shape, dtype) of every value."""
     producer = {st.out: n for n, st in enumerate(steps)}
@@ -134,7 +135,7 @@ def _index(shape, out_shape):
     return "[" + ", ".join(parts) + "]"
 
 
-def kernel_source(g, steps, root, spec, name):
+def kernel_source(g: Group, steps: list, root: Callable[[int], int], spec: dict, name: str) -> str:
     """The loop of group ``g`` as Python source for numba: ``name(inputs..., outputs...)``."""
     ins = [f"i{k}" for k in range(len(g.ins))]
     outs = [f"o{k}" for k in range(len(g.outs))]
@@ -177,7 +178,7 @@ def kernel_source(g, steps, root, spec, name):
     return "\n".join(lines) + "\n"
 
 
-def fuse(steps, targets, root, spec):
+def fuse(steps: list, targets: set, root: Callable[[int], int], spec: dict) -> "list[Group]":
     """The groups of ``plan`` whose kernels compiled (each with ``kernel`` and ``body`` set);
     none when the compiled kernels are off."""
     if not kernels.enabled():
