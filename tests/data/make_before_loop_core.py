@@ -1,6 +1,9 @@
 # Wrote the checkpoints beside it with tinymeta as it was before the shared loop core (commit cf53fa2),
 # so tests can check that checkpoints written by that version still resume. Run from the repository
 # root at that commit: PYTHONPATH=. python tests/data/make_before_loop_core.py
+# Written again when Adam took PyTorch's order of operations (two divisions, not three): with the
+# compiled _adam of cf53fa2 patched to the new order, so the files still hold that version's format
+# and a straight run of today's code reaches the same parameters bit for bit.
 import numpy as np
 import tinymeta.nn.functional as F
 from tinymeta import meta, nn, optim
