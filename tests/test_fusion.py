@@ -29,7 +29,10 @@ def _arrays(out):
 def _same_bits(got, want):
     for g, w in zip(_arrays(got), _arrays(want)):
         assert g.dtype == w.dtype and g.shape == w.shape
-        np.testing.assert_array_equal(g, w)  # NaN equals NaN here
+        np.testing.assert_array_equal(g, w)  # NaN equals NaN here...
+        if g.dtype.kind == "f":  # ...and so do 0.0 and -0.0, so their signs are compared too
+            zeros = w == 0
+            np.testing.assert_array_equal(np.signbit(g[zeros]), np.signbit(w[zeros]))
 
 
 # ----------------------------------------------------------------------------- shapes and dtypes

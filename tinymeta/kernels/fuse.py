@@ -7,11 +7,13 @@ there: the first process compiles it (a few tenths of a second), later ones load
 kernel that cannot be written, imported or compiled is reported as None with the reason,
 and the replay runs the chain unfused.
 """
+import collections
 import hashlib
 import importlib.util
 import os
 import sys
 import tempfile
+import threading
 
 from . import _cache_choice, enabled
 
@@ -23,16 +25,18 @@ HEADER = ("import numpy as np\n"
 JIT = "@njit(cache=True, error_model='numpy', fastmath=False, nogil=True)"
 
 _loaded = {}      # digest -> function (this process)
-failures = []     # reasons kernels were refused, newest last (for tests and tm.kernels.info)
+failures = collections.deque(maxlen=100)  # why kernels were refused, newest last
 
 
 def _folder():
     path = os.path.join(_cache_choice()[0], "fused")
     try:
         os.makedirs(path, exist_ok=True)
-        return path
     except OSError:
-        return tempfile.mkdtemp(prefix="tinymeta-fused-")
+        pass
+    if os.access(path, os.W_OK):
+        return path
+    return tempfile.mkdtemp(prefix="tinymeta-fused-")  # a read-only install or cache
 
 
 def compile_kernel(body: str, name: str = "kernel"):
@@ -52,7 +56,7 @@ def compile_kernel(body: str, name: str = "kernel"):
         folder = _folder()
         path = os.path.join(folder, f"fused_{digest}.py")
         if not os.path.exists(path):
-            tmp = f"{path}.{os.getpid()}.tmp"
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
             with open(tmp, "w") as f:
                 f.write(text)
             os.replace(tmp, path)  # atomic: a concurrent process sees all of it or nothing

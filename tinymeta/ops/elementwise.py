@@ -122,7 +122,8 @@ relu_backward = defop("relu_backward", kernels.relu_backward,
             scalar=True)
 relu = defop("relu", kernels.relu, lambda g, o, a: relu_backward(g, o), doc="max(x, 0), elementwise.",
             src="np.maximum({0}, 0)",
-            scalar=True)
+            # As the kernel: v <= 0 -> 0 (+0.0 for -0.0, as np.maximum(x, 0) gives), NaN passes.
+            scalar="(0 if {0} <= 0 else {0})")
 
 
 def _slope_args(x, negative_slope: float = 0.01):
@@ -164,13 +165,14 @@ maximum = defop("maximum", np.maximum,
                 lambda g, o, a, b: where(less(a, b), g, 0.0),
                 doc="The larger of a and b, elementwise; ties send the gradient to a.",
             src="np.maximum({0}, {1})",
-            scalar=True)
+            # np.maximum: NaN if either is NaN, and the second on a tie (0.0 vs -0.0).
+            scalar="({0} if {0} > {1} or {0} != {0} else {1})")
 minimum = defop("minimum", np.minimum,
                 lambda g, o, a, b: where(less_equal(a, b), g, 0.0),
                 lambda g, o, a, b: where(greater(a, b), g, 0.0),
                 doc="The smaller of a and b, elementwise; ties send the gradient to a.",
             src="np.minimum({0}, {1})",
-            scalar=True)
+            scalar="({0} if {0} < {1} or {0} != {0} else {1})")
 
 where = defop("where", np.where,
               lambda g, o, c, a, b: None,

@@ -17,11 +17,16 @@ makes by 5-10x, so they stay NumPy's and the chains around them are fused.
 
 A group is a set of steps of one output shape, each reading only the group's values,
 arrays that broadcast to that shape, and numbers. It runs where its last step ran, so a
-value another step reads earlier cannot be inside a group. Every intermediate is rounded
-to the dtype NumPy gave it, and numbers are cast as NumPy casts them, so a fused replay
-agrees with the unfused one to the last bit for the arithmetic, and to a unit in the last
-place for exp, log and tanh (numba's and NumPy's implementations of those differ there).
+value another step reads earlier cannot be inside a group. Every intermediate is converted
+to the dtype NumPy gave it (a bool stays a bool: True + True is True), and numbers are typed
+as NumPy 2 types them (a Python number takes the array's dtype, a NumPy scalar keeps its
+own), so a fused replay equals the unfused one bit for bit, signed zeros included (the
+ops' scalar forms say how they pick on ties); only the payload of a NaN may differ.
+Unsigned integers stay unfused: numba compares them with signed ones through float64,
+where NumPy is exact.
 """
+import collections
+import math
 import re
 from typing import Callable
 
@@ -30,13 +35,12 @@ import numpy as np
 from .. import kernels
 from ..kernels import fuse as _fuse
 
-failures = []         # why a program kept a chain unfused (newest last): tests, curious users
+failures = collections.deque(maxlen=100)  # why programs kept chains unfused, newest last
 
 MIN_OPS = 2  # the shortest chain fused (a single op has nothing to save)
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _BOOL = np.dtype(bool)
-_INPUT_KINDS = "fbiu"  # float, bool, signed and unsigned int inputs
 # A number written in a scalar template ("1 - {1} * {1}"), not inside a name or a {0}.
 _NUMBER = re.compile(r"(?<![\w.{])(\d+\.?\d*(?:[eE][-+]?\d+)?)(?![\w.}])")
 
@@ -66,11 +70,17 @@ def _fusible(st, root, spec):
     for a in st.ins:
         if type(a) is int:
             s = spec.get(root(a))
-            if s is None or s[1].kind not in _INPUT_KINDS or len(s[0]) > len(shape):
+            if s is None or len(s[0]) > len(shape) or not _loop_dtype(s[1]):
                 return False
-        elif not isinstance(a.value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        elif not isinstance(a.value, (bool, int, float, np.bool_, np.signedinteger, np.float32, np.float64)):
             return False
     return True
+
+
+def _loop_dtype(dtype):
+    """Whether a fused loop reads this dtype as NumPy would: float32/64, bool, signed ints
+    (not float16, which numba lacks, nor unsigned ints, see above)."""
+    return dtype in _FLOATS or dtype == _BOOL or dtype.kind == "i"
 
 
 def plan(steps: list, targets: set, root: Callable[[int], int], spec: dict) -> "list[Group]":
@@ -94,7 +104,7 @@ def plan(steps: list, targets: set, root: Callable[[int], int], spec: dict) -> "
             if g is None or g is joined or g.shape != st.shapes[1]:
                 continue
             # The group would now run at step n: no other step may read its values before.
-            if all(u > n or u == n or group_of.get(u) is g
+            if all(u >= n or group_of.get(u) is g
                    for m in g.members for u in users.get(steps[m].out, ())):
                 joined = g
                 break
@@ -125,7 +135,26 @@ def _wire(g, steps, targets, root, users, group_of):
 
 
 def _cast(dtype):
+    """How the loop converts a value to ``dtype`` (None: no conversion)."""
+    if dtype == _BOOL:
+        return "bool"
     return "np.float32" if dtype == _FLOATS[0] else "np.float64" if dtype == _FLOATS[1] else None
+
+
+def _float_type(dtype):
+    return "np.float32" if dtype == _FLOATS[0] else "np.float64" if dtype == _FLOATS[1] else None
+
+
+def _number(value, weak_as):
+    """A literal as loop source. NumPy 2 gives a Python number the dtype of the array it meets
+    (``weak_as``, None for none); a NumPy scalar keeps its own dtype."""
+    if isinstance(value, (bool, np.bool_)):
+        return repr(bool(value))
+    typ = f"np.{value.dtype.name}" if isinstance(value, np.generic) else weak_as
+    v = value.item() if isinstance(value, np.generic) else value
+    text = repr(v) if not isinstance(v, float) or math.isfinite(v) else \
+        ("np.nan" if v != v else "np.inf" if v > 0 else "-np.inf")
+    return f"{typ}({text})" if typ else text
 
 
 def _index(shape, out_shape):
@@ -153,20 +182,14 @@ def kernel_source(g: Group, steps: list, root: Callable[[int], int], spec: dict,
             lines.append(f"{depth}x{k} = i{k}{_index(spec[s][0], g.shape)}")
     for m in g.members:
         st = steps[m]
-        dtype = st.shapes[2]
-        cast = _cast(dtype)
-        # Numbers are cast as NumPy casts them: to the float dtype the op computes in.
-        num = cast or next((_cast(spec[root(a)][1]) for a in st.ins
-                            if type(a) is int and _cast(spec[root(a)][1])), None)
-        args = []
-        for a in st.ins:
-            if type(a) is int:
-                args.append(local[root(a)])
-            else:
-                v = a.value.item() if isinstance(a.value, np.generic) else a.value
-                args.append(repr(v) if isinstance(v, bool) or num is None else f"{num}({v!r})")
+        cast = _cast(st.shapes[2])
+        # The float type a Python number here takes: the result's (x * 0.5 in float32), or
+        # for a comparison the first float operand's (x > 0.5 compares in x's float32).
+        num = _float_type(st.shapes[2]) or next(
+            (_float_type(spec[root(a)][1]) for a in st.ins if type(a) is int and _float_type(spec[root(a)][1])), None)
+        args = [local[root(a)] if type(a) is int else _number(a.value, num) for a in st.ins]
         template = st.op.scalar
-        if num is not None:
+        if num is not None:  # numbers written in the template itself ("1 - {1} * {1}") too
             template = _NUMBER.sub(lambda mt: f"{num}({mt.group(1)})", template)
         expr = template.format(*args)
         var = f"t{m}"

@@ -4,6 +4,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import kernels
 from ..engine import Tensor, _wrap
 from ..errors import DTypeError, ShapeError, TraceError
 from . import fusion
@@ -87,13 +88,7 @@ class Program:
     def _fuse_on(self, arrays):
         if self.fused:
             return len(self.fused)
-        targets = {t for t in self._targets if type(t) is int}
-        elided = _elide_broadcasts(self._steps, targets)
-
-        def root(slot):
-            while slot in elided:
-                slot = elided[slot]
-            return slot
+        targets, _, root = _roots(self)
         groups = fusion.fuse(self._steps, targets, root, self._spec)
         if not groups:
             return 0
@@ -103,7 +98,7 @@ class Program:
         except Exception as exc:  # a kernel numba could not type or compile
             fusion.failures.append(f"{self.fn_name}: {type(exc).__name__}: {exc}")
             return 0
-        if not all(_agree(a, b) for a, b in zip(got, want)):
+        if not all(_same_bits(a, b) for a, b in zip(got, want)):
             fusion.failures.append(f"{self.fn_name}: the fused replay differed from the unfused one")
             return 0
         self._replay, self._py, self.fused = replay, text, groups
@@ -172,8 +167,12 @@ class Program:
     def __call__(self, *args, **kwargs):
         return self._run(self._arrays(args, kwargs))
 
+    def _replayer(self):
+        """The replay to run: the fused one, unless the compiled kernels were turned off since."""
+        return self._replay if not self.fused or kernels.enabled() else self._unfused
+
     def _run(self, arrays):
-        outs = self._replay(*arrays)
+        outs = self._replayer()(*arrays)
         n = len(self._out_kinds)
         grads = iter(outs[n:])
         for event in self._events:
@@ -203,7 +202,7 @@ class Program:
         """Replay without writing any ``.grad``, reading each leaf's ``.grad`` as it was when
         traced: (outputs, gradients written) as arrays. ``tm.jit`` checks the trace with it."""
         arrays = self._arrays_as_traced(args, kwargs)
-        outs = self._replay(*arrays)
+        outs = self._replayer()(*arrays)
         n = len(self._out_kinds)
         return list(outs[:n]), list(outs[n:])
 
@@ -229,13 +228,16 @@ class Program:
         return arrays[:n_in] + caps + rest + list(self._source_consts)
 
 
-def _agree(a, b):
+def _same_bits(a, b):
+    """Equal to the last bit, signed zeros included (a NaN's payload aside): what a fused
+    replay promises against the unfused one."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
-    tol = 1e-5 if a.dtype == np.float32 else 1e-10
-    return a.dtype.kind not in "fc" and np.array_equal(a, b) or \
-        np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True)
+    if a.dtype.kind != "f":
+        return bool(np.array_equal(a, b))
+    zeros = a == 0
+    return bool(np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a[zeros]), np.signbit(b[zeros])))
 
 
 # Ops that broadcast their operands themselves: an explicit broadcast_to feeding only them
@@ -378,11 +380,9 @@ def _specs(prog, rec):
     return spec
 
 
-def _compile(prog, groups=()):
-    """The replay: one Python function, each line a primitive's forward on arrays (or one
-    fused kernel for a group of them), results written into dead buffers of the same shape
-    where a ufunc or kernel allows (``out=``)."""
-    ns, lines, slot_name = {"_empty": np.empty}, [], {}
+def _roots(prog):
+    """(the slots the program returns, {dropped broadcast: its input}, root): ``root(slot)``
+    is the value a replay really reads for ``slot`` (through dropped broadcasts)."""
     targets = {t for t in prog._targets if type(t) is int}
     elided = _elide_broadcasts(prog._steps, targets)
 
@@ -390,7 +390,15 @@ def _compile(prog, groups=()):
         while s in elided:
             s = elided[s]
         return s
+    return targets, elided, root
 
+
+def _compile(prog, groups=()):
+    """The replay: one Python function, each line a primitive's forward on arrays (or one
+    fused kernel for a group of them), results written into dead buffers of the same shape
+    where a ufunc or kernel allows (``out=``)."""
+    ns, lines, slot_name = {"_empty": np.empty}, [], {}
+    targets, elided, root = _roots(prog)
     items = _items(prog._steps, elided, groups)
     plan = _buffer_plan(items, targets, root)
     for s, (kind, payload) in enumerate(prog._slots):
@@ -407,7 +415,7 @@ def _compile(prog, groups=()):
         if it.group is not None:
             g = it.group
             fn = f"fused{n}"
-            ns[fn], g.label = g.kernel, fn
+            ns[fn], g.label = g.kernel, fn  # the name replay_source prints the kernel under
             outs = []
             for k, (s, (shape, dtype)) in enumerate(it.outs):
                 slot_name[s] = f"v{n}_{k}"
