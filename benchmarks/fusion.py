@@ -9,9 +9,9 @@ import numpy as np
 
 import tinymeta as tm
 
-from .common import load_tinymeta_mlp, mlp_init, sinusoid_batches
+from .common import mlp_init, sinusoid_batches
 from .harness import row
-from .maml import INNER_LR, N_BATCHES, SIZES
+from .maml import N_BATCHES, SIZES, tinymeta_compiled_maker
 from .timing import measure_interleaved
 
 W = "fusion"
@@ -41,27 +41,6 @@ def chain_programs(k, n):
     return unfused._replay, fused._replay, arrays
 
 
-def maml_step(init, batches, fuse):
-    from tinymeta import meta, optim
-    model = load_tinymeta_mlp(SIZES, init)
-    maml = meta.MAML(model, inner_lr=INNER_LR)
-    opt = optim.Adam(maml.parameters(), lr=1e-3)
-    state = {"i": 0}
-
-    @tm.jit(fuse=fuse)
-    def body(batch):
-        loss = maml.meta_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    def step():
-        state["i"] += 1
-        return float(body(batches[state["i"] % len(batches)]).data)
-    return step, body
-
-
 def run(ctx):
     rows = []
     if not tm.kernels.enabled():
@@ -79,12 +58,11 @@ def run(ctx):
                             check=[float(np.asarray(fused(*arrays)[0]).sum())], rtol=1e-5))
     init = mlp_init(SIZES, seed=0, dtype=np.float32)
     batches = sinusoid_batches(N_BATCHES, 25, seed=3)
-    on, on_body = maml_step(init, batches, True)
-    off, _ = maml_step(init, batches, False)
+    on, _ = tinymeta_compiled_maker(init, batches, False, fuse=True)
+    off, _ = tinymeta_compiled_maker(init, batches, False, fuse=False)
     checks = {"on": [on() for _ in range(3)], "off": [off() for _ in range(3)]}
     t = measure_interleaved({"on": on, "off": off}, ctx.budget, scale=1e3)
-    kernels = sum(len(p.fused) for progs in on_body.cache.values() for p in progs if p is not None
-                  and hasattr(p, "fused"))
+    kernels = sum(len(p.fused) for progs in on.jitted.cache.values() for p in progs if hasattr(p, "fused"))
     rows.append(row(W, "MAML second order (tm.jit)", "compiled, unfused", t["off"], "ms", check=checks["off"],
                     reference=True))
     rows.append(row(W, "MAML second order (tm.jit)", "compiled, fused", t["on"], "ms", check=checks["on"],

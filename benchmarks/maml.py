@@ -34,21 +34,24 @@ def tinymeta_maker(init, batches, first_order, inner_steps=1):
     return step, lambda: [p.grad.data for p in maml.parameters()]
 
 
-def tinymeta_compiled_maker(init, batches, first_order):
-    """The same meta-iteration under tm.jit: traced once (and checked twice), then replayed."""
+def tinymeta_compiled_maker(init, batches, first_order, fuse=True):
+    """The same meta-iteration under tm.jit: traced once (and checked twice), then replayed
+    (its elementwise chains fused once hot, unless not ``fuse``)."""
     model = load_tinymeta_mlp(SIZES, init)
     maml = meta.MAML(model, inner_lr=INNER_LR, first_order=first_order)
     opt = optim.Adam(maml.parameters(), lr=1e-3)
     cyc = Cycle(batches)
 
-    @tm.jit
+    @tm.jit(fuse=fuse)
     def body(batch):
         loss = maml.meta_loss(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         return loss
-    return (lambda: float(body(cyc.next()).data)), lambda: [p.grad.data for p in maml.parameters()]
+    step = lambda: float(body(cyc.next()).data)  # noqa: E731
+    step.jitted = body
+    return step, lambda: [p.grad.data for p in maml.parameters()]
 
 
 def tinymeta_trace_seconds(init, batches):

@@ -57,6 +57,15 @@ class Budget:
         return asdict(self)
 
 
+def _warm_up(fn, budget: Budget) -> None:
+    """At least 2 calls, more until ``warmup_s`` has passed (compilation, caches)."""
+    t_end = time.perf_counter() + budget.warmup_s
+    for i in range(1000):
+        fn()
+        if i >= 1 and time.perf_counter() > t_end:
+            break
+
+
 def _run(fn, number: int) -> float:
     t0 = time.perf_counter()
     for _ in range(number):
@@ -82,11 +91,7 @@ def measure(fn, budget: Budget, per: float = 1.0, scale: float = 1.0) -> dict:
     the unit (1e3 for ms, 1e6 for us). ``cpu_median`` is the median CPU time of the process
     (all its threads) per call: on a loaded machine wall time includes the time other
     processes held the core, CPU time does not (but it counts threads that spin)."""
-    t_end = time.perf_counter() + budget.warmup_s
-    for i in range(1000):
-        fn()
-        if i >= 1 and time.perf_counter() > t_end:
-            break
+    _warm_up(fn, budget)
     if budget.collect:
         gc.collect()
     number, took = _calibrate(fn, budget)
@@ -113,12 +118,8 @@ def measure_interleaved(fns: dict, budget: Budget, per: float = 1.0, scale: floa
     round, until each has had its ``target_s``. On a shared machine the load changes from
     second to second; timed one after the other, two implementations can each meet a
     different load and their ratio moves by 10%. Interleaved, they meet the same one."""
-    for fn in fns.values():  # warm-up, as in measure
-        t_end = time.perf_counter() + budget.warmup_s
-        for i in range(1000):
-            fn()
-            if i >= 1 and time.perf_counter() > t_end:
-                break
+    for fn in fns.values():
+        _warm_up(fn, budget)
     if budget.collect:
         gc.collect()
     times = {name: [] for name in fns}
