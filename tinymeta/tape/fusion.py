@@ -9,8 +9,8 @@ writes the loop, and ``tinymeta.kernels.fuse`` compiles it with numba (cached on
 
 Where a kernel earns it (``python benchmarks/run.py --only fusion``): calling a compiled loop
 from the replay costs about 0.6 us, less than the NumPy ufunc calls it replaces, and it
-walks memory once instead of once per op: a chain of two ops ran 1.6-1.9x faster fused at
-every size measured (10 to 1,000,000 float32), five ops 3.3-4x. So every chain of two or
+walks memory once instead of once per op: a chain of two ops ran 1.6-1.8x faster fused at
+every size measured (10 to 1,000,000 float32), five ops 3.2-4.2x. So every chain of two or
 more fusible ops is fused; a single op stays a ufunc call (nothing to save). exp, log, sin,
 cos and tanh have no scalar form: NumPy's vectorised versions beat the scalar calls a loop
 makes by 5-10x, so they stay NumPy's and the chains around them are fused.
@@ -134,15 +134,14 @@ def _wire(g, steps, targets, root, users, group_of):
             g.outs.append(s)
 
 
+def _float_type(dtype):
+    """The loop's name for a float dtype (None for any other)."""
+    return "np.float32" if dtype == _FLOATS[0] else "np.float64" if dtype == _FLOATS[1] else None
+
+
 def _cast(dtype):
     """How the loop converts a value to ``dtype`` (None: no conversion)."""
-    if dtype == _BOOL:
-        return "bool"
-    return "np.float32" if dtype == _FLOATS[0] else "np.float64" if dtype == _FLOATS[1] else None
-
-
-def _float_type(dtype):
-    return "np.float32" if dtype == _FLOATS[0] else "np.float64" if dtype == _FLOATS[1] else None
+    return "bool" if dtype == _BOOL else _float_type(dtype)
 
 
 def _number(value, weak_as):
