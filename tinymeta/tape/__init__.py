@@ -12,7 +12,9 @@ the derivative are just more lines. The result is a ``Program``:
   naming the op whose rule it comes from: the derivative program, to read.
 
 ``tm.jit(fn)`` traces on the first call for each key (shapes, dtypes, Python arguments),
-checks the replay against the eager result, and replays on later calls.
+checks the replay against the eager result, and replays on later calls; once a program is
+hot it fuses its chains of elementwise ops into compiled loops (``Program.fuse``, see
+``fusion.py``), checked bit for bit against the unfused replay.
 
 What a replay cannot follow is frozen at trace time: random numbers drawn inside ``fn``,
 Python numbers, and arrays ``fn`` builds from its inputs by copying them (``np.asarray(x,

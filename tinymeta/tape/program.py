@@ -67,9 +67,9 @@ class Program:
     def replay_source(self) -> str:
         """The replay as it runs: one line per primitive or fused kernel, each kernel's loop
         after it (what ``fuse`` wrote)."""
-        kernels = "".join(f"\n\n# {g.label}: {', '.join(self._steps[m].op.name for m in g.members)}\n{g.body}"
-                          for g in self.fused)
-        return self._py + kernels
+        loops = "".join(f"\n\n# {g.label}: {', '.join(self._steps[m].op.name for m in g.members)}\n{g.body}"
+                        for g in self.fused)
+        return self._py + loops
 
     @property
     def fused_ops(self) -> list:
