@@ -44,9 +44,9 @@ class Program:
         self._grad_before = [rec.grad_before[s] for s, _ in self._grads]
         self._consts = [(s, rec.slots[s][1]) for s in kinds["const"]]
         self._targets = targets
+        self._spec = _specs(self, rec)
         self._replay, self._py = _compile(self)
         self._unfused = self._replay
-        self._spec = _specs(self, rec)
         self.fused = []  # the fusion.Group of each fused kernel, once fuse() has run
         self.replays = 0  # counted by tm.jit, which fuses a program once it is hot
         self.source = _source(self, rec)
@@ -290,7 +290,7 @@ class _Item:
         self.step, self.group, self.ins, self.outs, self.fresh = step, group, ins, outs, fresh
 
 
-def _items(steps, elided, groups):
+def _items(steps, elided, groups, spec):
     """The replay's lines in order: steps, with each fused group in place of its last step."""
     in_group = {m: g for g in groups for m in g.members}
     items = []
@@ -300,17 +300,13 @@ def _items(steps, elided, groups):
         g = in_group.get(n)
         if g is not None:
             if n == g.end:
-                items.append(_Item(None, g, list(g.ins), [(s, (g.shape, _dtype(steps, s))) for s in g.outs], True))
+                items.append(_Item(None, g, list(g.ins), [(s, spec[s]) for s in g.outs], True))
             continue
         ufunc = st.op.forward in _UFUNCS and not st.kwargs
         # (0-d results are left alone: a ufunc returns a NumPy scalar there, no buffer.)
         key = (st.shapes[1], st.shapes[2]) if ufunc and len(st.shapes) > 2 and st.shapes[1] else None
         items.append(_Item(st, None, [a for a in st.ins if type(a) is int], [(st.out, key)], ufunc))
     return items
-
-
-def _dtype(steps, slot):
-    return next(st.shapes[2] for st in steps if st.out == slot)
 
 
 def _buffer_plan(items, targets, root):
@@ -399,7 +395,7 @@ def _compile(prog, groups=()):
     where a ufunc or kernel allows (``out=``)."""
     ns, lines, slot_name = {"_empty": np.empty}, [], {}
     targets, elided, root = _roots(prog)
-    items = _items(prog._steps, elided, groups)
+    items = _items(prog._steps, elided, groups, prog._spec)
     plan = _buffer_plan(items, targets, root)
     for s, (kind, payload) in enumerate(prog._slots):
         if kind == "in":
